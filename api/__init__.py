@@ -1,0 +1,1 @@
+"""The HTTP service: JWT verification, routes, problem+json errors and the command line."""

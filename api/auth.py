@@ -1,0 +1,99 @@
+"""JWT verification: who is calling. Nothing here touches the database.
+
+A token is accepted only when its algorithm is on the allow-list, its signature verifies with the
+key for that algorithm family (the shared secret for HS*, the issuer's JWKS for the rest), its
+time claims hold within the leeway, and its identity claim is a usable user id.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jwt
+
+from api.settings import HMAC_ALGORITHMS, Settings
+
+USER_ID_MAX = 255
+
+# Resolves (kid, alg) to a verification key for asymmetric algorithms.
+KeyResolver = Callable[[str | None, str], Any]
+
+
+class InvalidToken(Exception):
+    """The bearer token cannot be trusted; the message is safe to show to the client."""
+
+
+def _valid_user_id(value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidToken("the identity claim must be a non-empty string")
+    if len(value) > USER_ID_MAX:
+        raise InvalidToken("the identity claim is too long")
+    if any(ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F for ch in value):
+        raise InvalidToken("the identity claim contains control characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidToken("the identity claim is not valid Unicode") from None
+    return value
+
+
+class TokenVerifier:
+    def __init__(self, settings: Settings, resolve_key: KeyResolver | None = None) -> None:
+        self._settings = settings
+        self._secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else None
+        self._resolve_key = resolve_key
+
+    def verify(self, token: str) -> str:
+        """Return the verified user id, or raise InvalidToken."""
+        s = self._settings
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise InvalidToken("the token is malformed") from None
+        alg = header.get("alg")
+        if not isinstance(alg, str) or alg not in s.jwt_algorithms:
+            raise InvalidToken("the token's algorithm is not allowed")
+        key = self._key_for(alg, header.get("kid"))
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[alg],
+                audience=s.jwt_audience,
+                issuer=s.jwt_issuer,
+                leeway=s.jwt_leeway_seconds,
+                options={
+                    "require": ["exp", s.jwt_user_claim],
+                    "verify_aud": s.jwt_audience is not None,
+                },
+            )
+        except jwt.PyJWTError:
+            raise InvalidToken("the token is invalid or expired") from None
+        self._check_lifetime(claims)
+        return _valid_user_id(claims.get(s.jwt_user_claim))
+
+    def _key_for(self, alg: str, kid: object) -> Any:
+        if alg in HMAC_ALGORITHMS:
+            if self._secret is None:
+                raise InvalidToken("the token's algorithm is not allowed")
+            return self._secret
+        if self._resolve_key is None:
+            raise InvalidToken("the token's algorithm is not allowed")
+        return self._resolve_key(kid if isinstance(kid, str) else None, alg)
+
+    def _check_lifetime(self, claims: dict[str, Any]) -> None:
+        exp = claims.get("exp")
+        # PyJWT accepts any number; a NumericDate we trust is a whole number of seconds.
+        if not isinstance(exp, int) or isinstance(exp, bool):
+            raise InvalidToken("the token's exp claim must be an integer")
+        if exp - time.time() > self._settings.jwt_max_lifetime_seconds:
+            raise InvalidToken("the token's lifetime is longer than allowed")
+
+
+def mint_token(secret: str, user_id: str, *, ttl_seconds: int = 3600, **claims: Any) -> str:
+    """A development token signed with the shared secret (what `tasks-api token` prints)."""
+    now = int(time.time())
+    payload = {"sub": user_id, "iat": now, "exp": now + ttl_seconds, **claims}
+    return jwt.encode(payload, secret, algorithm="HS256")

@@ -1,0 +1,165 @@
+"""The `tasks-api` command line: serve, migrate, token."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+from api.settings import ConfigError, Settings, get_settings
+
+log = logging.getLogger("tasks_api")
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        messages = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()
+        )
+        raise SystemExit(f"tasks-api: invalid configuration: {messages}") from None
+
+
+def _prepare_local(settings: Settings) -> Settings:
+    """No DATABASE_URL: start the embedded server, migrate it, and make sure a secret exists.
+
+    The resolved values go into this process's environment so `--workers` children inherit them.
+    """
+    from api.local import local_secret
+    from db.embedded import start_embedded
+    from db.migrate import upgrade_to_head
+
+    url = start_embedded(settings.data_dir)
+    upgrade_to_head(url)
+    os.environ["DATABASE_URL"] = url
+    if settings.jwt_secret is None and settings.hmac_algorithms:
+        os.environ["JWT_SECRET"] = local_secret(settings.data_dir)
+    get_settings.cache_clear()
+    return get_settings()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from db.migrate import is_at_head
+
+    settings = _settings()
+    if settings.local_mode:
+        settings = _prepare_local(settings)
+    elif not is_at_head(settings.database_url or ""):
+        print(
+            "tasks-api: the database is not migrated to the current schema; "
+            "run `tasks-api migrate` first.",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        settings.require_verification_keys()
+    except ConfigError as exc:
+        print(f"tasks-api: {exc}", file=sys.stderr)
+        return 2
+    workers = args.workers or int(os.environ.get("WEB_CONCURRENCY", "1"))
+    uvicorn.run(
+        "api.main:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=workers,
+        log_level=settings.log_level.lower(),
+        proxy_headers=False,
+        server_header=False,
+    )
+    return 0
+
+
+def cmd_migrate(_: argparse.Namespace) -> int:
+    from db.migrate import upgrade_to_head
+
+    settings = _settings()
+    url = settings.migration_database_url or settings.database_url
+    if url is None:
+        from db.embedded import start_embedded
+
+        url = start_embedded(settings.data_dir)
+    upgrade_to_head(url)
+    print("tasks-api: database migrated to head")
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from api.auth import mint_token
+    from api.local import local_secret
+
+    settings = _settings()
+    if settings.jwt_secret is not None:
+        secret = settings.jwt_secret.get_secret_value()
+    elif settings.local_mode:
+        secret = local_secret(settings.data_dir)
+    else:
+        print("tasks-api: set JWT_SECRET to mint tokens for this deployment.", file=sys.stderr)
+        return 2
+    claims = {}
+    if settings.jwt_issuer:
+        claims["iss"] = settings.jwt_issuer
+    if settings.jwt_audience:
+        claims["aud"] = settings.jwt_audience
+    print(mint_token(secret, args.user_id, ttl_seconds=args.ttl, **claims))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tasks-api",
+        description="A tasks REST API whose per-user isolation is enforced by PostgreSQL RLS.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser(
+        "serve",
+        help="run the HTTP service",
+        description="Serve the API. Without DATABASE_URL an embedded PostgreSQL is started under "
+        "TASKS_DATA_DIR and migrated; with it, run `tasks-api migrate` first.",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes (default: WEB_CONCURRENCY, else 1)",
+    )
+    serve.set_defaults(func=cmd_serve)
+
+    migrate = sub.add_parser(
+        "migrate",
+        help="upgrade the database schema to head",
+        description="Run Alembic migrations to head using MIGRATION_DATABASE_URL, else "
+        "DATABASE_URL (else the embedded database). On Neon use the direct, non-pooled URL.",
+    )
+    migrate.set_defaults(func=cmd_migrate)
+
+    token = sub.add_parser(
+        "token",
+        help="mint a development token",
+        description="Print an HS256 JWT for USER_ID signed with JWT_SECRET (or, in local mode, "
+        "the generated secret in TASKS_DATA_DIR).",
+    )
+    token.add_argument("user_id", metavar="USER_ID", help="the user the token identifies")
+    token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
+    token.set_defaults(func=cmd_token)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

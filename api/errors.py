@@ -1,0 +1,201 @@
+"""RFC 9457 problem+json: one exception type per meaning, mapped to a response in one place."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_BASE = "urn:tasks-api:problem:"
+
+# SQLSTATE classes that mean "the database is not available right now", not "your request is bad".
+_UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "53", "57", "58")
+_UNAVAILABLE_SQLSTATES = {"40001", "40P01", "55P03", "25P03"}
+
+
+class Problem(Exception):
+    """An error the client should see as problem+json; subclasses fix the status and type."""
+
+    status: int = 500
+    slug: str = "internal-error"
+    title: str = "Internal Server Error"
+
+    def __init__(
+        self, detail: str, *, headers: dict[str, str] | None = None, **extra: Any
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = headers or {}
+        self.extra = extra
+
+
+class BadRequest(Problem):
+    status, slug, title = 400, "bad-request", "Bad Request"
+
+
+class NotAuthenticated(Problem):
+    status, slug, title = 401, "not-authenticated", "Unauthorized"
+
+
+class Forbidden(Problem):
+    status, slug, title = 403, "forbidden", "Forbidden"
+
+
+class TaskNotFound(Problem):
+    status, slug, title = 404, "not-found", "Not Found"
+
+
+class PreconditionFailed(Problem):
+    status, slug, title = 412, "precondition-failed", "Precondition Failed"
+
+
+class PayloadTooLarge(Problem):
+    status, slug, title = 413, "payload-too-large", "Content Too Large"
+
+
+class UnsupportedMediaType(Problem):
+    status, slug, title = 415, "unsupported-media-type", "Unsupported Media Type"
+
+
+class ValidationFailed(Problem):
+    status, slug, title = 422, "validation-error", "Unprocessable Content"
+
+
+class RateLimited(Problem):
+    status, slug, title = 429, "rate-limited", "Too Many Requests"
+
+
+class ServiceUnavailable(Problem):
+    status, slug, title = 503, "service-unavailable", "Service Unavailable"
+
+
+def problem_response(
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    slug: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": f"{PROBLEM_BASE}{slug}" if slug else "about:blank",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        **extra,
+    }
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+def render(problem: Problem) -> JSONResponse:
+    return problem_response(
+        problem.status,
+        problem.title,
+        problem.detail,
+        slug=problem.slug,
+        headers=problem.headers,
+        **problem.extra,
+    )
+
+
+_STATUS_TITLES = {
+    400: ("bad-request", "Bad Request"),
+    401: ("not-authenticated", "Unauthorized"),
+    403: ("forbidden", "Forbidden"),
+    404: ("not-found", "Not Found"),
+    405: ("method-not-allowed", "Method Not Allowed"),
+    406: ("not-acceptable", "Not Acceptable"),
+    413: ("payload-too-large", "Content Too Large"),
+    415: ("unsupported-media-type", "Unsupported Media Type"),
+    422: ("validation-error", "Unprocessable Content"),
+}
+
+
+def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    errors = []
+    for err in exc.errors():
+        loc = [str(part) for part in err.get("loc", ())]
+        errors.append(
+            {
+                "location": loc[0] if loc else "request",
+                "field": ".".join(loc[1:]),
+                "message": err.get("msg", "invalid"),
+                "type": err.get("type", "value_error"),
+            }
+        )
+    return errors
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    """True when the failure is the database's (down, restarting, overloaded), not the request's."""
+    if isinstance(exc, PoolTimeoutError | DisconnectionError):
+        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        sqlstate = getattr(exc.orig, "sqlstate", None)
+        if sqlstate is None:
+            return True  # no server answer at all: connection refused, reset, timed out
+        return sqlstate in _UNAVAILABLE_SQLSTATES or sqlstate.startswith(
+            _UNAVAILABLE_SQLSTATE_PREFIXES
+        )
+    return False
+
+
+def install_error_handlers(app: FastAPI, retry_after_seconds: int) -> None:
+    async def on_problem(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, Problem)
+        return render(exc)
+
+    async def on_http(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        slug, title = _STATUS_TITLES.get(exc.status_code, (None, "Error"))
+        detail = exc.detail if isinstance(exc.detail, str) else title
+        if exc.status_code == 404:
+            detail = "No such resource."
+        return problem_response(
+            exc.status_code, title, detail, slug=slug, headers=dict(exc.headers or {})
+        )
+
+    async def on_validation(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = _field_errors(exc)
+        if any(e["type"] == "json_invalid" for e in errors):
+            return render(BadRequest("The request body is not valid JSON."))
+        return render(
+            ValidationFailed("The request does not match the schema.", errors=errors)
+        )
+
+    async def on_database(_: Request, exc: Exception) -> JSONResponse:
+        if is_database_unavailable(exc):
+            log.warning("database unavailable: %s", type(exc).__name__)
+            return render(
+                ServiceUnavailable(
+                    "The database is temporarily unavailable; retry shortly.",
+                    headers={"Retry-After": str(retry_after_seconds)},
+                )
+            )
+        log.exception("database error")
+        return problem_response(500, "Internal Server Error", "An unexpected error occurred.")
+
+    async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return problem_response(500, "Internal Server Error", "An unexpected error occurred.")
+
+    app.add_exception_handler(Problem, on_problem)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(DBAPIError, on_database)
+    app.add_exception_handler(PoolTimeoutError, on_database)
+    app.add_exception_handler(DisconnectionError, on_database)
+    app.add_exception_handler(Exception, on_unexpected)

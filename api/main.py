@@ -1,0 +1,84 @@
+"""The application factory: settings in, a wired FastAPI app out."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from api.auth import TokenVerifier
+from api.errors import install_error_handlers
+from api.middleware import BearerAuthentication, BodySizeLimit, NoStoreForApi
+from api.routes import health, tasks
+from api.settings import ConfigError, Settings, get_settings
+from db.engine import PoolConfig, build_engine
+from db.session import Database, TransactionLimits
+
+DESCRIPTION = """\
+A multi-tenant tasks API. Every request acts as the user named by a verified JWT; PostgreSQL
+row-level security and explicit `user_id` filters each keep users' tasks apart on their own.
+Errors are RFC 9457 `application/problem+json`.
+"""
+
+
+def build_database(settings: Settings) -> Database:
+    if settings.database_url is None:
+        raise ConfigError("DATABASE_URL is not set; start the service with `tasks-api serve`.")
+    engine = build_engine(
+        settings.database_url,
+        PoolConfig(
+            size=settings.db_pool_size,
+            max_overflow=settings.db_pool_max_overflow,
+            timeout_seconds=settings.db_pool_timeout_seconds,
+            connect_timeout_seconds=settings.db_connect_timeout_seconds,
+            prepared_statements=settings.db_prepared_statements,
+        ),
+    )
+    return Database(
+        engine,
+        TransactionLimits(
+            statement_timeout_ms=settings.db_statement_timeout_ms,
+            idle_in_transaction_timeout_ms=settings.db_idle_in_transaction_timeout_ms,
+        ),
+    )
+
+
+def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    settings.require_verification_keys()
+    database = database or build_database(settings)
+    verifier = TokenVerifier(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        database.dispose()
+
+    app = FastAPI(
+        title="Tasks API",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.database = database
+    install_error_handlers(app, settings.retry_after_seconds)
+    app.include_router(health.router)
+    app.include_router(tasks.router)
+
+    # Added innermost first: a request meets CORS, then the cache header wrapper, the body
+    # limit and authentication before it is routed.
+    app.add_middleware(BearerAuthentication, verifier=verifier)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(NoStoreForApi)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "If-Match"],
+            expose_headers=["ETag", "Location", "Link", "Retry-After"],
+        )
+    return app

@@ -1,0 +1,265 @@
+"""Task routes under /api/{user_id}/tasks.
+
+Each handler reads top to bottom: the verified caller (BearerAuthentication) and the path check
+(TenantRoute) have already run; the handler opens one RLS transaction, runs its user-filtered
+queries, commits, and only then builds the response.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Annotated
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from fastapi.security import HTTPBearer
+from pydantic import TypeAdapter
+from sqlmodel import Session
+
+from api.conditional import etag_for, if_match_allows
+from api.cursor import CURSOR_PATTERN, decode_cursor, encode_cursor
+from api.deps import CurrentUser, DatabaseDep
+from api.errors import PreconditionFailed, TaskNotFound
+from api.openapi import problem_responses
+from api.routing import TenantRoute
+from api.schemas import TaskCreate, TaskPatch, TaskPublic, TaskReplace
+from db import tasks
+from db.models import Task
+from db.tasks import Position, SortOrder, StatusFilter
+
+bearer = HTTPBearer(auto_error=False, description="A JWT whose identity claim is the user id.")
+
+router = APIRouter(
+    prefix="/api/{user_id}/tasks",
+    tags=["tasks"],
+    route_class=TenantRoute,
+    dependencies=[Depends(bearer)],
+    responses=problem_responses(401, 403, 422, 503),
+)
+
+UserIdPath = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=255,
+        pattern=r"^[^\u0000-\u001f\u007f-\u009f/]+$",
+        description="The caller's user id; must equal the token's identity claim.",
+    ),
+]
+TaskIdPath = Annotated[uuid.UUID, Path(description="The task's id.")]
+IfMatch = Annotated[
+    str | None,
+    Header(
+        alias="If-Match",
+        max_length=1024,
+        description="Apply the change only if the task's current ETag is listed (or `*`).",
+    ),
+]
+
+_TASK = TypeAdapter(TaskPublic)
+_TASKS = TypeAdapter(list[TaskPublic])
+JSON = "application/json"
+
+
+def _task_response(task: Task, status_code: int = 200, **headers: str) -> Response:
+    body = _TASK.dump_json(_TASK.validate_python(task, from_attributes=True))
+    return Response(
+        body, status_code=status_code, media_type=JSON, headers={"ETag": etag_for(body), **headers}
+    )
+
+
+def _task_path(user_id: str, task_id: uuid.UUID) -> str:
+    return f"/api/{quote(user_id, safe='')}/tasks/{task_id}"
+
+
+def _require_match(session: Session, user: str, task_id: uuid.UUID, if_match: str | None) -> None:
+    """With If-Match, lock the row and refuse the write unless the client saw its current state."""
+    if if_match is None:
+        return
+    current = tasks.get_task(session, user, task_id, for_update=True)
+    if current is None:
+        raise TaskNotFound("No such task.")
+    body = _TASK.dump_json(_TASK.validate_python(current, from_attributes=True))
+    if not if_match_allows(if_match, etag_for(body)):
+        raise PreconditionFailed("The task has changed since you read it; fetch it again.")
+
+
+def _next_link(request: Request, sort: SortOrder, page: Sequence[Task]) -> str:
+    last = page[-1]
+    position = Position(key=getattr(last, sort.key), id=last.id)
+    params = dict(request.query_params)
+    params["cursor"] = encode_cursor(sort, position)
+    return f'<{request.url.path}?{urlencode(params)}>; rel="next"'
+
+
+@router.get(
+    "",
+    operation_id="listTasks",
+    summary="List the caller's tasks",
+    response_model=list[TaskPublic],
+)
+def list_tasks(
+    user_id: UserIdPath,
+    user: CurrentUser,
+    db: DatabaseDep,
+    request: Request,
+    status: Annotated[StatusFilter, Query(description="Which tasks to include.")] = (
+        StatusFilter.all
+    ),
+    sort: Annotated[SortOrder, Query(description="Order; `-` means descending.")] = (
+        SortOrder.created_desc
+    ),
+    limit: Annotated[int, Query(ge=1, le=200, description="Page size.")] = 50,
+    cursor: Annotated[
+        str | None,
+        Query(
+            pattern=CURSOR_PATTERN,
+            max_length=1400,
+            description="Opaque position from a previous page's `Link: rel=\"next\"`.",
+        ),
+    ] = None,
+) -> Response:
+    """Newest first by default. When more tasks follow, `Link` carries the next page's URL."""
+    after = decode_cursor(sort, cursor) if cursor else None
+    with db.transaction(user) as session:
+        rows = tasks.list_tasks(
+            session, user, status=status, sort=sort, limit=limit + 1, after=after
+        )
+    page = rows[:limit]
+    body = _TASKS.dump_json(_TASKS.validate_python(page, from_attributes=True))
+    response = Response(body, media_type=JSON)
+    if len(rows) > limit:
+        response.headers["Link"] = _next_link(request, sort, page)
+    return response
+
+
+@router.post(
+    "",
+    status_code=201,
+    operation_id="createTask",
+    summary="Create a task",
+    response_model=TaskPublic,
+    responses=problem_responses(400, 413, 415),
+)
+def create_task(
+    user_id: UserIdPath, body: TaskCreate, user: CurrentUser, db: DatabaseDep
+) -> Response:
+    """Unknown fields (such as `user_id` or `id`) are refused with 422, never ignored."""
+    with db.transaction(user) as session:
+        task = tasks.create_task(session, user, **body.model_dump())
+    return _task_response(task, 201, Location=_task_path(user, task.id))
+
+
+@router.get(
+    "/{task_id}",
+    operation_id="getTask",
+    summary="Get one task",
+    response_model=TaskPublic,
+    responses=problem_responses(404),
+)
+def get_task(
+    user_id: UserIdPath, task_id: TaskIdPath, user: CurrentUser, db: DatabaseDep
+) -> Response:
+    """Another user's task and a missing task are the same 404."""
+    with db.transaction(user) as session:
+        task = tasks.get_task(session, user, task_id)
+    if task is None:
+        raise TaskNotFound("No such task.")
+    return _task_response(task)
+
+
+@router.put(
+    "/{task_id}",
+    operation_id="replaceTask",
+    summary="Replace a task",
+    response_model=TaskPublic,
+    responses=problem_responses(400, 404, 412, 413, 415),
+)
+def replace_task(
+    user_id: UserIdPath,
+    task_id: TaskIdPath,
+    body: TaskReplace,
+    user: CurrentUser,
+    db: DatabaseDep,
+    if_match: IfMatch = None,
+) -> Response:
+    """Omitted optional fields go back to their defaults."""
+    with db.transaction(user) as session:
+        _require_match(session, user, task_id, if_match)
+        task = tasks.update_task(session, user, task_id, body.model_dump())
+        if task is None:
+            raise TaskNotFound("No such task.")
+    return _task_response(task)
+
+
+@router.patch(
+    "/{task_id}",
+    operation_id="updateTask",
+    summary="Change some fields of a task",
+    response_model=TaskPublic,
+    responses=problem_responses(400, 404, 412, 413, 415),
+)
+def update_task(
+    user_id: UserIdPath,
+    task_id: TaskIdPath,
+    body: TaskPatch,
+    user: CurrentUser,
+    db: DatabaseDep,
+    if_match: IfMatch = None,
+) -> Response:
+    """Only the fields sent change; `null` is accepted for `description` alone."""
+    changes = body.changes()
+    with db.transaction(user) as session:
+        _require_match(session, user, task_id, if_match)
+        if changes:
+            task = tasks.update_task(session, user, task_id, changes)
+        else:
+            task = tasks.get_task(session, user, task_id)
+        if task is None:
+            raise TaskNotFound("No such task.")
+    return _task_response(task)
+
+
+@router.patch(
+    "/{task_id}/complete",
+    operation_id="toggleTaskCompleted",
+    summary="Toggle a task's completed flag",
+    response_model=TaskPublic,
+    responses=problem_responses(404, 412),
+)
+def toggle_completed(
+    user_id: UserIdPath,
+    task_id: TaskIdPath,
+    user: CurrentUser,
+    db: DatabaseDep,
+    if_match: IfMatch = None,
+) -> Response:
+    with db.transaction(user) as session:
+        _require_match(session, user, task_id, if_match)
+        task = tasks.toggle_completed(session, user, task_id)
+        if task is None:
+            raise TaskNotFound("No such task.")
+    return _task_response(task)
+
+
+@router.delete(
+    "/{task_id}",
+    status_code=204,
+    operation_id="deleteTask",
+    summary="Delete a task",
+    response_class=Response,
+    responses=problem_responses(404, 412),
+)
+def delete_task(
+    user_id: UserIdPath,
+    task_id: TaskIdPath,
+    user: CurrentUser,
+    db: DatabaseDep,
+    if_match: IfMatch = None,
+) -> Response:
+    with db.transaction(user) as session:
+        _require_match(session, user, task_id, if_match)
+        if not tasks.delete_task(session, user, task_id):
+            raise TaskNotFound("No such task.")
+    return Response(status_code=204)

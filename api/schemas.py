@@ -1,0 +1,114 @@
+"""The task's public shapes: what clients send (create, replace, patch) and what they receive.
+
+The JSON Schema generated from these models is the OpenAPI contract, so every rule is expressed
+in the schema itself (lengths, patterns, no unknown fields, strict types): whatever the schema
+admits, the server accepts.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from db.models import DESCRIPTION_MAX, TITLE_MAX
+
+# ECMAScript's \s set, spelled out so the JSON Schema pattern (ECMA-262), pydantic's validator and
+# the trimming below agree exactly on what counts as whitespace.
+WHITESPACE = (
+    "\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+    "\u2028\u2029\u202f\u205f\u3000\ufeff"
+)
+_WS_CLASS = r"\t\n\u000b\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+# PostgreSQL text cannot hold NUL; a title must contain something besides whitespace.
+TITLE_PATTERN = rf"^[^\u0000]*[^\u0000{_WS_CLASS}][^\u0000]*$"
+DESCRIPTION_PATTERN = r"^[^\u0000]*$"
+
+
+def _encodable(value: str) -> str:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("text must be valid Unicode (no unpaired surrogates)") from None
+    return value
+
+
+def _trimmed(value: str) -> str:
+    return _encodable(value).strip(WHITESPACE)
+
+
+Title = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=TITLE_MAX,
+        pattern=TITLE_PATTERN,
+        description="1 to 255 characters as sent; surrounding whitespace is trimmed.",
+        examples=["Buy milk"],
+    ),
+    AfterValidator(_trimmed),
+]
+Description = Annotated[
+    str,
+    Field(
+        max_length=DESCRIPTION_MAX,
+        pattern=DESCRIPTION_PATTERN,
+        description="Free text, up to 10,000 characters.",
+        examples=["Two litres, semi-skimmed"],
+    ),
+    AfterValidator(_encodable),
+]
+
+_INPUT = ConfigDict(extra="forbid", strict=True)
+
+
+class TaskCreate(BaseModel):
+    """Body of POST: `title` is required; the rest take their defaults when omitted."""
+
+    model_config = ConfigDict(
+        **_INPUT,
+        json_schema_extra={"examples": [{"title": "Buy milk", "description": "Two litres"}]},
+    )
+
+    title: Title
+    description: Description | None = None
+    completed: bool = False
+
+
+class TaskReplace(TaskCreate):
+    """Body of PUT: a full replacement; omitted optional fields reset to their defaults."""
+
+
+def _no_null(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+class TaskPatch(BaseModel):
+    """Body of PATCH: only the fields sent change. `null` is allowed for `description` only."""
+
+    model_config = ConfigDict(
+        **_INPUT, json_schema_extra={"examples": [{"completed": True}]}
+    )
+
+    title: Title = Field(default=None, json_schema_extra=_no_null)  # type: ignore[assignment]
+    description: Description | None = None
+    completed: bool = Field(default=None, json_schema_extra=_no_null)  # type: ignore[assignment]
+
+    def changes(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.model_fields_set}
+
+
+class TaskPublic(BaseModel):
+    """A task as the API returns it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    user_id: str
+    title: str
+    description: str | None
+    completed: bool
+    created_at: datetime
+    updated_at: datetime

@@ -1,0 +1,140 @@
+"""Runtime configuration: one pydantic-settings class read from the environment or `.env`.
+
+Names are part of the operator contract (SPEC.md, "Configuration"); renaming one breaks deployments.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+MIN_SECRET_BYTES = 32
+HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
+ASYMMETRIC_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
+_RATE = re.compile(r"^\s*(\d+)\s*/\s*(s|sec|second|m|min|minute)\s*$")
+
+
+class ConfigError(ValueError):
+    """Configuration that would make the service insecure or unusable; startup stops on it."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    database_url: str | None = None
+    migration_database_url: str | None = None
+    data_dir: Path = Field(default=Path(".tasks-api"), validation_alias="TASKS_DATA_DIR")
+
+    jwt_secret: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("JWT_SECRET", "BETTER_AUTH_SECRET")
+    )
+    jwt_algorithms: Annotated[tuple[str, ...], NoDecode] = ("HS256",)
+    jwt_jwks_url: str | None = None
+    jwt_jwks_cache_seconds: int = Field(default=300, ge=1)
+    jwt_jwks_min_refetch_seconds: float = Field(default=10.0, ge=0)
+    jwt_jwks_timeout_seconds: float = Field(default=5.0, gt=0)
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_user_claim: str = "sub"
+    jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
+    # A token claiming to live longer than this is refused: a stolen one must expire.
+    jwt_max_lifetime_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+
+    rate_limit: str = "100/s"
+    redis_url: str | None = None
+
+    db_pool_size: int = Field(default=10, ge=1)
+    db_pool_max_overflow: int = Field(default=10, ge=0)
+    db_pool_timeout_seconds: float = Field(default=5.0, gt=0)
+    db_connect_timeout_seconds: int = Field(default=5, ge=1)
+    db_statement_timeout_ms: int = Field(default=5000, ge=1)
+    db_idle_in_transaction_timeout_ms: int = Field(default=10000, ge=1)
+    # Off by default: a transaction-mode pooler (PgBouncer < 1.21, Neon) cannot keep them.
+    db_prepared_statements: bool = False
+
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
+    retry_after_seconds: int = Field(default=2, ge=1)
+    log_json: bool = False
+    log_level: str = "INFO"
+
+    @field_validator("jwt_algorithms", "cors_origins", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("jwt_algorithms")
+    @classmethod
+    def _known_algorithms(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [a for a in value if a not in HMAC_ALGORITHMS | ASYMMETRIC_ALGORITHMS]
+        if unknown:
+            raise ValueError(f"unsupported JWT algorithm(s): {', '.join(unknown)}")
+        if not value:
+            raise ValueError("JWT_ALGORITHMS must name at least one algorithm")
+        return value
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate_format(cls, value: str) -> str:
+        if value.strip().lower() != "off" and not _RATE.match(value.lower()):
+            raise ValueError("RATE_LIMIT must look like '100/s', '600/min' or 'off'")
+        return value
+
+    @model_validator(mode="after")
+    def _secret_strength(self) -> Settings:
+        secret = self.jwt_secret
+        if secret is not None and len(secret.get_secret_value().encode()) < MIN_SECRET_BYTES:
+            raise ValueError(
+                f"JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes (generate one with: "
+                "python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+            )
+        return self
+
+    @property
+    def local_mode(self) -> bool:
+        """No DATABASE_URL: an embedded PostgreSQL and a generated secret are acceptable."""
+        return self.database_url is None
+
+    @property
+    def hmac_algorithms(self) -> tuple[str, ...]:
+        return tuple(a for a in self.jwt_algorithms if a in HMAC_ALGORITHMS)
+
+    @property
+    def asymmetric_algorithms(self) -> tuple[str, ...]:
+        return tuple(a for a in self.jwt_algorithms if a in ASYMMETRIC_ALGORITHMS)
+
+    @property
+    def rate_per_second(self) -> float | None:
+        """The per-user budget in requests per second, or None when limiting is off."""
+        match = _RATE.match(self.rate_limit.lower())
+        if match is None:
+            return None
+        count, unit = int(match.group(1)), match.group(2)
+        return count / (1.0 if unit.startswith("s") else 60.0)
+
+    def require_verification_keys(self) -> None:
+        """Refuse to serve a deployed database when no token could ever be verified safely."""
+        if self.hmac_algorithms and self.jwt_secret is None and not self.local_mode:
+            raise ConfigError(
+                "JWT_SECRET (or BETTER_AUTH_SECRET) is required when DATABASE_URL is set and an "
+                f"HMAC algorithm is allowed (JWT_ALGORITHMS={','.join(self.jwt_algorithms)})"
+            )
+        if self.asymmetric_algorithms and not self.jwt_jwks_url:
+            raise ConfigError(
+                "JWT_JWKS_URL is required when JWT_ALGORITHMS allows "
+                + ",".join(self.asymmetric_algorithms)
+            )
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
