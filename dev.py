@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""One-command developer entry point that needs nothing but Python 3.11+.
+
+    python3 dev.py run     # set up .venv, start the API on an embedded PostgreSQL
+    python3 dev.py test    # set up .venv (and test tools), run the whole test suite
+
+It creates `.venv` from pyproject.toml (re-installing when pyproject.toml changes) and, for the
+tests, installs the Debian packages the suite drives for real (PgBouncer, pgTAP) when missing
+and the machine allows it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+PYTHON = VENV / "bin" / "python"
+STAMP = VENV / ".installed-from"
+
+# Debian packages the test suite uses as real peers: (binary that proves it's there, package).
+TEST_SYSTEM_PACKAGES = [
+    ("/usr/sbin/pgbouncer", "pgbouncer"),
+    ("/usr/share/postgresql/15/extension/pgtap.control", "postgresql-15-pgtap"),
+]
+
+
+def run(*cmd: str | Path, **kwargs: object) -> None:
+    print("+", " ".join(str(c) for c in cmd), flush=True)
+    subprocess.run([str(c) for c in cmd], check=True, **kwargs)  # type: ignore[call-overload]
+
+
+def ensure_venv(extras: str) -> None:
+    if sys.version_info < (3, 11):
+        raise SystemExit("tasks-api needs Python 3.11 or newer")
+    if not PYTHON.exists():
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    fingerprint = hashlib.sha256(
+        (ROOT / "pyproject.toml").read_bytes() + extras.encode()
+    ).hexdigest()
+    if STAMP.exists() and STAMP.read_text() == fingerprint:
+        return
+    run(PYTHON, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
+    target = f".[{extras}]" if extras else "."
+    run(PYTHON, "-m", "pip", "install", "--quiet", "-e", target, cwd=ROOT)
+    STAMP.write_text(fingerprint)
+
+
+def ensure_system_packages() -> None:
+    missing = [pkg for marker, pkg in TEST_SYSTEM_PACKAGES if not Path(marker).exists()]
+    if not missing:
+        return
+    if shutil.which("apt-get") is None or os.geteuid() != 0:
+        print(f"note: missing {', '.join(missing)}; tests needing them will say so", flush=True)
+        return
+    run("apt-get", "update", "-qq")
+    run(
+        "apt-get",
+        "install",
+        "-y",
+        "-qq",
+        *missing,
+        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+    )
+
+
+def cmd_run(args: list[str]) -> int:
+    ensure_venv("")
+    tasks_api = VENV / "bin" / "tasks-api"
+    return subprocess.call([str(tasks_api), "serve", *args], cwd=ROOT)
+
+
+def cmd_test(args: list[str]) -> int:
+    ensure_venv("test")
+    ensure_system_packages()
+    code = subprocess.call([str(PYTHON), "-m", "pytest", *args], cwd=ROOT)
+    if code == 5:
+        print("error: pytest collected no tests", file=sys.stderr)
+    return code
+
+
+def main() -> int:
+    commands = {"run": cmd_run, "test": cmd_test}
+    if len(sys.argv) < 2 or sys.argv[1] not in commands:
+        print(__doc__)
+        return 2
+    return commands[sys.argv[1]](sys.argv[2:])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Test support: real PostgreSQL servers and throwaway databases (no mocks of the database)."""
