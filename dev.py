@@ -37,7 +37,7 @@ def run(*cmd: str | Path, **kwargs: object) -> None:
 
 
 def ensure_venv(extras: str) -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 (a clear message on an old interpreter)
         raise SystemExit("tasks-api needs Python 3.11 or newer")
     if not PYTHON.exists():
         venv.EnvBuilder(with_pip=True).create(VENV)

@@ -9,7 +9,6 @@ import psycopg
 import pytest
 
 
-
 @pytest.fixture
 def as_user(database_url: str) -> Iterator[Callable[..., object]]:
     """`with as_user('alice') as conn:` runs SQL as tasks_app with app.user_id='alice'.
