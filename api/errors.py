@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +137,19 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return errors
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves on this path (Starlette reports only the first route's)."""
+    allowed = [
+        method
+        for method in ("GET", "POST", "PUT", "PATCH", "DELETE")
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
+    return ", ".join(allowed)
+
+
 def is_database_unavailable(exc: BaseException) -> bool:
     """True when the failure is the database's (down, restarting, overloaded), not the request's."""
     if isinstance(exc, PoolTimeoutError | DisconnectionError):
@@ -157,15 +171,16 @@ def install_error_handlers(app: FastAPI, retry_after_seconds: int) -> None:
         assert isinstance(exc, Problem)
         return render(exc)
 
-    async def on_http(_: Request, exc: Exception) -> JSONResponse:
+    async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         slug, title = _STATUS_TITLES.get(exc.status_code, (None, "Error"))
         detail = exc.detail if isinstance(exc.detail, str) else title
+        headers = dict(exc.headers or {})
         if exc.status_code == 404:
             detail = "No such resource."
-        return problem_response(
-            exc.status_code, title, detail, slug=slug, headers=dict(exc.headers or {})
-        )
+        if exc.status_code == 405:
+            headers["Allow"] = _allowed_methods(request)
+        return problem_response(exc.status_code, title, detail, slug=slug, headers=headers)
 
     async def on_validation(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
