@@ -2,28 +2,74 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 
 from api.errors import ServiceUnavailable, render
-from db.migrate import head_revision
+from api.openapi import problem_responses
+from db.migrate import current_revision, head_revision
 
 router = APIRouter(tags=["health"])
 
+# Probes are called by infrastructure without credentials, and the rate limiter leaves them alone.
+_PUBLIC: dict[str, Any] = {"security": []}
+_LIVE = {
+    "type": "object",
+    "properties": {"status": {"const": "ok"}},
+    "required": ["status"],
+    "additionalProperties": False,
+}
+_READY = {
+    "type": "object",
+    "properties": {
+        "status": {"const": "ready"},
+        "revision": {"type": "string", "maxLength": 64, "description": "The Alembic head."},
+    },
+    "required": ["status", "revision"],
+    "additionalProperties": False,
+}
 
-@router.get("/healthz", operation_id="healthz", summary="Liveness: the process answers")
+
+def _json(description: str, schema: dict[str, Any], example: dict[str, str]) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": schema, "example": example}},
+    }
+
+
+@router.get(
+    "/healthz",
+    operation_id="healthz",
+    summary="Liveness: the process answers",
+    openapi_extra=_PUBLIC,
+    responses={200: _json("The process is alive.", _LIVE, {"status": "ok"})},
+)
 def healthz() -> JSONResponse:
     """Never touches the database: a database outage must not get healthy processes killed."""
     return JSONResponse({"status": "ok"})
 
 
-@router.get("/readyz", operation_id="readyz", summary="Readiness: database reachable and migrated")
+@router.get(
+    "/readyz",
+    operation_id="readyz",
+    summary="Readiness: database reachable and migrated",
+    openapi_extra=_PUBLIC,
+    responses={
+        200: _json(
+            "The database answers and is at the current schema.",
+            _READY,
+            {"status": "ready", "revision": "0001"},
+        ),
+        **problem_responses(503),
+    },
+)
 def readyz(request: Request) -> Response:
+    """Not ready (503) while the database is unreachable or behind the code's migrations."""
     retry_after = str(request.app.state.settings.retry_after_seconds)
     try:
-        with request.app.state.database.engine.connect() as conn:
-            revision = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        revision = current_revision(request.app.state.database.engine)
     except Exception:
         return render(
             ServiceUnavailable("The database is unreachable.", headers={"Retry-After": retry_after})
