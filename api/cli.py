@@ -6,7 +6,7 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from pydantic import ValidationError
 
@@ -43,6 +43,13 @@ def _prepare_local(settings: Settings) -> Settings:
     return get_settings()
 
 
+def resolve_workers(flag: int | None, environ: Mapping[str, str]) -> int:
+    """--workers wins; else WEB_CONCURRENCY (the convention of PaaS hosts); else one process."""
+    if flag is not None:
+        return flag
+    return int(environ.get("WEB_CONCURRENCY") or 1)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -63,7 +70,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"tasks-api: {exc}", file=sys.stderr)
         return 2
-    workers = args.workers or int(os.environ.get("WEB_CONCURRENCY", "1"))
+    workers = resolve_workers(args.workers, os.environ)
     uvicorn.run(
         "api.main:create_app",
         factory=True,

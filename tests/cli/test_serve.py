@@ -1,0 +1,99 @@
+"""The command line as operators use it (migrate, serve, token), deployed and on a bare machine."""
+
+from __future__ import annotations
+
+import secrets
+import stat
+import subprocess
+from pathlib import Path
+
+import httpx2
+import pytest
+
+from api.cli import resolve_workers
+from tests.support.postgres import throwaway_database
+from tests.support.server import TASKS_API, base_env, serve
+
+
+def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(TASKS_API), *args], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def create_and_list(base_url: str, user: str, token: str) -> list[dict[str, object]]:
+    headers = {"Authorization": f"Bearer {token}"}
+    created = httpx2.post(
+        f"{base_url}/api/{user}/tasks", json={"title": "from curl"}, headers=headers
+    )
+    assert created.status_code == 201, created.text
+    listed = httpx2.get(f"{base_url}/api/{user}/tasks", headers=headers)
+    assert listed.status_code == 200
+    return listed.json()
+
+
+def test_migrate_then_serve_with_database_url_and_secret(admin_url: str, tmp_path: Path) -> None:
+    secret = secrets.token_urlsafe(48)
+    with throwaway_database(admin_url, migrate=False) as url:
+        env = base_env(DATABASE_URL=url, JWT_SECRET=secret, RATE_LIMIT="off")
+        migrated = run_cli(env, "migrate")
+        assert migrated.returncode == 0, migrated.stderr
+        token = run_cli(env, "token", "carol").stdout.strip()
+        with serve(env, tmp_path / "serve.log") as server:
+            tasks = create_and_list(server.base_url, "carol", token)
+    assert [t["title"] for t in tasks] == ["from curl"]
+
+
+def test_serve_refuses_an_unmigrated_database(admin_url: str) -> None:
+    with throwaway_database(admin_url, migrate=False) as url:
+        env = base_env(DATABASE_URL=url, JWT_SECRET=secrets.token_urlsafe(48))
+        result = run_cli(env, "serve", "--port", "1")
+    assert result.returncode != 0
+    assert "tasks-api migrate" in result.stderr
+
+
+def test_serve_refuses_a_deployed_database_without_a_secret(database_url: str) -> None:
+    result = run_cli(base_env(DATABASE_URL=database_url), "serve", "--port", "1")
+    assert result.returncode != 0
+    assert "JWT_SECRET" in result.stderr
+
+
+def test_short_secret_is_refused_with_a_clear_message(database_url: str) -> None:
+    result = run_cli(
+        base_env(DATABASE_URL=database_url, JWT_SECRET="short"), "serve", "--port", "1"
+    )
+    assert result.returncode != 0
+    assert "at least 32 bytes" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bare_machine_serves_on_embedded_postgres_with_a_generated_secret(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    env = base_env(TASKS_DATA_DIR=str(data_dir), RATE_LIMIT="off")
+    with serve(env, tmp_path / "serve.log", timeout=120) as server:
+        token = run_cli(env, "token", "dave").stdout.strip()
+        tasks = create_and_list(server.base_url, "dave", token)
+        log = server.log()
+    assert [t["title"] for t in tasks] == ["from curl"]
+    secret_file = data_dir / "jwt-secret"
+    assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
+    assert "generated a random development secret" in log
+    assert secret_file.read_text().strip() not in log
+
+
+def test_token_refuses_without_a_secret_for_a_deployed_database(database_url: str) -> None:
+    result = run_cli(base_env(DATABASE_URL=database_url), "token", "erin")
+    assert result.returncode != 0
+
+
+@pytest.mark.parametrize("command", ["serve", "migrate", "token"])
+def test_each_command_has_help(command: str) -> None:
+    result = run_cli(base_env(), command, "--help")
+    assert result.returncode == 0
+    assert "usage: tasks-api" in result.stdout
+
+
+def test_workers_flag_wins_then_web_concurrency_then_one() -> None:
+    assert resolve_workers(3, {"WEB_CONCURRENCY": "2"}) == 3
+    assert resolve_workers(None, {"WEB_CONCURRENCY": "2"}) == 2
+    assert resolve_workers(None, {}) == 1
