@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Mapping, Sequence
 
 from pydantic import ValidationError
@@ -71,16 +73,29 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"tasks-api: {exc}", file=sys.stderr)
         return 2
     workers = resolve_workers(args.workers, os.environ)
-    uvicorn.run(
-        "api.main:create_app",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=workers,
-        log_level=settings.log_level.lower(),
-        proxy_headers=False,
-        server_header=False,
-    )
+    metrics_dir = None
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Each worker writes its metrics to files here, so any worker answers /metrics with the
+        # sum over all of them (prometheus_client's multiprocess mode).
+        metrics_dir = tempfile.mkdtemp(prefix="tasks-api-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        uvicorn.run(
+            "api.main:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=workers,
+            log_level=settings.log_level.lower(),
+            # The app writes its own access log (api/observability.py): uvicorn's would print
+            # query strings, where a careless client may have put a token.
+            access_log=False,
+            proxy_headers=False,
+            server_header=False,
+        )
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 

@@ -10,7 +10,11 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from api.auth import TokenVerifier
 from api.errors import install_error_handlers
+from api.metrics import instrument_engine, metrics_endpoint
 from api.middleware import BearerAuthentication, BodySizeLimit, NoStoreForApi
+from api.observability import RequestObservation, configure_logging
+from api.ratelimit import RateLimits
+from api.ratelimit_middleware import AddressRateLimit, UserRateLimit
 from api.routes import health, tasks
 from api.settings import ConfigError, Settings, get_settings
 from db.engine import PoolConfig, build_engine
@@ -48,12 +52,16 @@ def build_database(settings: Settings) -> Database:
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
     settings = settings or get_settings()
     settings.require_verification_keys()
+    configure_logging(settings.log_level, settings.log_json)
     database = database or build_database(settings)
+    instrument_engine(database.engine)
+    limits = RateLimits.from_settings(settings)
     verifier = TokenVerifier(settings)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
+        await limits.limiter.aclose()
         database.dispose()
 
     app = FastAPI(
@@ -67,11 +75,18 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     install_error_handlers(app, settings.retry_after_seconds)
     app.include_router(health.router)
     app.include_router(tasks.router)
+    if settings.metrics_enabled:
+        app.add_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
 
-    # Added innermost first: a request meets CORS, then the cache header wrapper, the body
-    # limit and authentication before it is routed.
+    # Added innermost first: a request meets the request id and access log, CORS, the cache
+    # header wrapper, the per-address limit, the body limit, authentication and then the
+    # per-user limit (keyed by the verified user) before it is routed.
+    if limits.user is not None:
+        app.add_middleware(UserRateLimit, limiter=limits.limiter, policy=limits.user)
     app.add_middleware(BearerAuthentication, verifier=verifier)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    if limits.address is not None:
+        app.add_middleware(AddressRateLimit, limiter=limits.limiter, policy=limits.address)
     app.add_middleware(NoStoreForApi)
     if settings.cors_origins:
         app.add_middleware(
@@ -79,6 +94,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             allow_origins=list(settings.cors_origins),
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "If-Match"],
-            expose_headers=["ETag", "Location", "Link", "Retry-After"],
+            expose_headers=[
+                *("ETag", "Location", "Link", "Retry-After"),
+                *("RateLimit", "RateLimit-Policy", "X-Request-ID"),
+            ],
         )
+    app.add_middleware(RequestObservation, routes=app.router.routes)
     return app

@@ -48,7 +48,18 @@ class Settings(BaseSettings):
     jwt_max_lifetime_seconds: int = Field(default=7 * 24 * 3600, ge=60)
 
     rate_limit: str = "100/s"
+    # A bucket holds this many seconds of the rate: a quiet client may burst (200 at 100/s).
+    rate_limit_burst_seconds: int = Field(default=2, ge=1, le=3600)
+    # Budget per client address for requests that never authenticate (bad or missing tokens);
+    # unset: ten times RATE_LIMIT. `off` disables it.
+    rate_limit_address: str | None = None
     redis_url: str | None = None
+    # Several deployments may share one Redis: each keeps its buckets under its own prefix.
+    rate_limit_redis_prefix: str = "tasks-api:rl:"
+    rate_limit_redis_timeout_seconds: float = Field(default=0.25, gt=0, le=10)
+    # After a Redis failure, per-process buckets decide for this long before Redis is tried again.
+    rate_limit_redis_retry_seconds: float = Field(default=1.0, gt=0, le=300)
+    metrics_enabled: bool = True
 
     db_pool_size: int = Field(default=10, ge=1)
     db_pool_max_overflow: int = Field(default=10, ge=0)
@@ -82,9 +93,11 @@ class Settings(BaseSettings):
             raise ValueError("JWT_ALGORITHMS must name at least one algorithm")
         return value
 
-    @field_validator("rate_limit")
+    @field_validator("rate_limit", "rate_limit_address")
     @classmethod
-    def _rate_format(cls, value: str) -> str:
+    def _rate_format(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
         if value.strip().lower() != "off" and not _RATE.match(value.lower()):
             raise ValueError("RATE_LIMIT must look like '100/s', '600/min' or 'off'")
         return value
@@ -116,6 +129,18 @@ class Settings(BaseSettings):
     def rate_per_second(self) -> float | None:
         """The per-user budget in requests per second, or None when limiting is off."""
         match = _RATE.match(self.rate_limit.lower())
+        if match is None:
+            return None
+        count, unit = int(match.group(1)), match.group(2)
+        return count / (1.0 if unit.startswith("s") else 60.0)
+
+    @property
+    def address_rate_per_second(self) -> float | None:
+        """The budget per client address for unauthenticated requests, or None when off."""
+        if self.rate_limit_address is None:
+            user_rate = self.rate_per_second
+            return None if user_rate is None else user_rate * 10
+        match = _RATE.match(self.rate_limit_address.lower())
         if match is None:
             return None
         count, unit = int(match.group(1)), match.group(2)

@@ -1,0 +1,122 @@
+"""Prometheus metrics: what operators graph and alert on, served at /metrics.
+
+Labels are bounded on purpose: routes are templates (`/api/{user_id}/tasks/{task_id}`), never raw
+paths, and no label carries a user id, so a client cannot grow the series count.
+
+With several workers (`tasks-api serve --workers N`), each process keeps its own values;
+prometheus_client's multiprocess mode, switched on by PROMETHEUS_MULTIPROC_DIR set before the
+workers start (`serve` does this itself for N > 1), lets any worker answer a scrape with the sum.
+"""
+
+from __future__ import annotations
+
+import os
+import weakref
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from sqlalchemy import Engine, event
+from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.pool import Pool
+from starlette.requests import Request
+from starlette.responses import Response
+
+REQUESTS = Counter(
+    "tasks_api_http_requests_total",
+    "HTTP requests answered, by method, route template and status.",
+    ["method", "route", "status"],
+)
+LATENCY = Histogram(
+    "tasks_api_http_request_duration_seconds",
+    "Time from the request's arrival to the end of its response body.",
+    ["method", "route", "status"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+DB_POOL = Gauge(
+    "tasks_api_db_pool_connections",
+    "Database pool: connections in use, idle in the pool, and requests waiting for one.",
+    ["state"],
+    multiprocess_mode="livesum",
+)
+DB_ERRORS = Counter(
+    "tasks_api_db_errors_total",
+    "Errors raised by the database driver, by SQLSTATE class ('none': no server answer) and "
+    "whether the connection was lost.",
+    ["sqlstate_class", "disconnect"],
+)
+RATE_LIMIT_REJECTIONS = Counter(
+    "tasks_api_rate_limit_rejections_total",
+    "Requests refused with 429, by policy (per-user, per-address).",
+    ["policy"],
+)
+REDIS_ERRORS = Counter(
+    "tasks_api_rate_limit_redis_errors_total",
+    "Failed calls to the shared rate-limit store (the request was let through).",
+    ["error"],
+)
+RATE_LIMIT_DEGRADED = Counter(
+    "tasks_api_rate_limit_degraded_total",
+    "Rate-limit decisions taken by per-process buckets because Redis was unavailable.",
+)
+
+
+def sample_pool(pool: Pool) -> None:
+    """Copy the pool's counters into the gauges (only QueuePool-like pools report them)."""
+    checkedout = getattr(pool, "checkedout", None)
+    checkedin = getattr(pool, "checkedin", None)
+    if checkedout is None or checkedin is None:
+        return
+    DB_POOL.labels(state="in_use").set(checkedout())
+    DB_POOL.labels(state="idle").set(checkedin())
+    # Threads blocked in QueuePool's checkout wait on this condition; SQLAlchemy has no public
+    # counter for them.
+    condition = getattr(getattr(pool, "_pool", None), "not_empty", None)
+    waiters = getattr(condition, "_waiters", None)
+    if waiters is not None:
+        DB_POOL.labels(state="waiting").set(len(waiters))
+
+
+_instrumented: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def instrument_engine(engine: Engine) -> None:
+    """Count driver errors and keep the pool gauges current as connections come and go."""
+    if engine in _instrumented:
+        return
+    _instrumented.add(engine)
+
+    def on_error(context: ExceptionContext) -> None:
+        sqlstate = getattr(context.original_exception, "sqlstate", None)
+        DB_ERRORS.labels(
+            sqlstate_class=sqlstate[:2] if isinstance(sqlstate, str) else "none",
+            disconnect=str(context.is_disconnect).lower(),
+        ).inc()
+
+    def on_pool_event(*_: Any) -> None:
+        sample_pool(engine.pool)
+
+    event.listen(engine, "handle_error", on_error)
+    for name in ("checkout", "checkin", "connect", "close"):
+        event.listen(engine.pool, name, on_pool_event)
+
+
+def _registry() -> CollectorRegistry:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return registry
+    return REGISTRY
+
+
+def metrics_endpoint(request: Request) -> Response:
+    sample_pool(request.app.state.database.engine.pool)
+    return Response(generate_latest(_registry()), media_type=CONTENT_TYPE_LATEST)
