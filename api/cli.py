@@ -1,4 +1,4 @@
-"""The `tasks-api` command line: serve, migrate, token."""
+"""The `tasks-api` command line: serve, migrate, token, audit."""
 
 from __future__ import annotations
 
@@ -67,6 +67,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if not _passes_self_audit(settings.database_url or ""):
+        return 2
     try:
         settings.require_verification_keys()
     except ConfigError as exc:
@@ -97,6 +99,55 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
+
+
+def _passes_self_audit(url: str) -> bool:
+    """Refuse to serve, one line per problem, when the database could not enforce isolation."""
+    import psycopg
+
+    from db.audit.startup import self_audit
+
+    try:
+        verdict = self_audit(url)
+    except psycopg.Error as exc:
+        print(f"tasks-api: the startup self-audit could not run: {exc}".strip(), file=sys.stderr)
+        return False
+    for line in verdict.warnings:
+        log.warning("self-audit: %s", line)
+    for line in verdict.refusals:
+        print(f"tasks-api: refusing to start: {line}", file=sys.stderr)
+    if verdict.refusals:
+        print(
+            "tasks-api: run `tasks-api audit` for the SQL that fixes each problem.",
+            file=sys.stderr,
+        )
+    return not verdict.refusals
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    import psycopg
+
+    from db.audit.report import render_json, render_table
+    from db.audit.runner import audit_database
+
+    url = args.database_url
+    if url is None:
+        settings = _settings()
+        url = settings.migration_database_url or settings.database_url
+        if url is None:
+            from db.embedded import start_embedded
+
+            url = start_embedded(settings.data_dir)
+    try:
+        report = audit_database(url)
+    except psycopg.Error as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"tasks-api: cannot audit the database: {message}", file=sys.stderr)
+        return 2
+    print(render_json(report) if args.json else render_table(report))
+    if report.errors:
+        return 2
+    return 1 if report.findings else 0
 
 
 def cmd_migrate(_: argparse.Namespace) -> int:
@@ -164,6 +215,28 @@ def build_parser() -> argparse.ArgumentParser:
         "DATABASE_URL (else the embedded database). On Neon use the direct, non-pooled URL.",
     )
     migrate.set_defaults(func=cmd_migrate)
+
+    audit = sub.add_parser(
+        "audit",
+        help="report what the live database enforces (the DBA audit)",
+        description="Read the live catalog and report every way tenant isolation could fail: "
+        "RLS off or not forced, missing or permissive policies, a runtime role that is a "
+        "superuser, has BYPASSRLS, owns or inherits too much, excess grants, SECURITY DEFINER "
+        "functions, views without security_invoker, and drift from policies/. Exit 0 when "
+        "clean, 1 on any finding, 2 when the audit could not run. Connect as the migrator "
+        "(owner) role; on Neon use the direct, non-pooled URL.",
+    )
+    audit.add_argument(
+        "--json", action="store_true", help='print {"findings": [...]} instead of a table'
+    )
+    audit.add_argument(
+        "--database-url",
+        default=None,
+        metavar="URL",
+        help="database to audit (default: MIGRATION_DATABASE_URL, else DATABASE_URL, else the "
+        "embedded database)",
+    )
+    audit.set_defaults(func=cmd_audit)
 
     token = sub.add_parser(
         "token",

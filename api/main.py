@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from api.auth import TokenVerifier
 from api.errors import install_error_handlers
+from api.jwks import jwks_keys
 from api.metrics import instrument_engine, metrics_endpoint
 from api.middleware import BearerAuthentication, BodySizeLimit, NoStoreForApi
 from api.observability import RequestObservation, configure_logging
@@ -56,10 +58,14 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     database = database or build_database(settings)
     instrument_engine(database.engine)
     limits = RateLimits.from_settings(settings)
-    verifier = TokenVerifier(settings)
+    jwks = jwks_keys(settings)
+    verifier = TokenVerifier(settings, resolve_key=jwks)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if jwks is not None:
+            # Fetch the issuer's keys before serving; if it is down, requests retry (bounded).
+            await anyio.to_thread.run_sync(jwks.refresh)
         yield
         await limits.limiter.aclose()
         database.dispose()
