@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import jwt
 
@@ -17,12 +17,31 @@ from api.settings import HMAC_ALGORITHMS, Settings
 
 USER_ID_MAX = 255
 
-# Resolves (kid, alg) to a verification key for asymmetric algorithms.
-KeyResolver = Callable[[str | None, str], Any]
-
 
 class InvalidToken(Exception):
     """The bearer token cannot be trusted; the message is safe to show to the client."""
+
+
+class KeyFetchNeeded(Exception):
+    """The key may appear after a blocking fetch: run `fetch` off the event loop, verify again.
+
+    Verification itself stays synchronous and never touches the network; the caller decides
+    where the blocking part runs (api.middleware runs it in a worker thread).
+    """
+
+    def __init__(self, fetch: Callable[[], None]) -> None:
+        super().__init__("the issuer's keys must be fetched")
+        self.fetch = fetch
+
+
+class KeyResolver(Protocol):
+    """Resolves (kid, alg) to a verification key for asymmetric algorithms (see api.jwks).
+
+    Raises InvalidToken for an unknown or unsuitable key, KeyFetchNeeded (only when `may_fetch`)
+    when fetching could help, or a Problem (503) when the keys are unavailable.
+    """
+
+    def __call__(self, kid: str | None, alg: str, *, may_fetch: bool = True) -> Any: ...
 
 
 def _valid_user_id(value: object) -> str:
@@ -45,8 +64,8 @@ class TokenVerifier:
         self._secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else None
         self._resolve_key = resolve_key
 
-    def verify(self, token: str) -> str:
-        """Return the verified user id, or raise InvalidToken."""
+    def verify(self, token: str, *, may_fetch: bool = True) -> str:
+        """Return the verified user id, or raise InvalidToken (or KeyFetchNeeded, see above)."""
         s = self._settings
         try:
             header = jwt.get_unverified_header(token)
@@ -55,7 +74,7 @@ class TokenVerifier:
         alg = header.get("alg")
         if not isinstance(alg, str) or alg not in s.jwt_algorithms:
             raise InvalidToken("the token's algorithm is not allowed")
-        key = self._key_for(alg, header.get("kid"))
+        key = self._key_for(alg, header.get("kid"), may_fetch)
         try:
             claims = jwt.decode(
                 token,
@@ -74,14 +93,18 @@ class TokenVerifier:
         self._check_lifetime(claims)
         return _valid_user_id(claims.get(s.jwt_user_claim))
 
-    def _key_for(self, alg: str, kid: object) -> Any:
+    def _key_for(self, alg: str, kid: object, may_fetch: bool) -> Any:
+        # The header's alg picks the key source, and only among the configured ones: an HS*
+        # token is checked against the shared secret, never against a published public key.
         if alg in HMAC_ALGORITHMS:
             if self._secret is None:
                 raise InvalidToken("the token's algorithm is not allowed")
             return self._secret
         if self._resolve_key is None:
             raise InvalidToken("the token's algorithm is not allowed")
-        return self._resolve_key(kid if isinstance(kid, str) else None, alg)
+        if kid is not None and not isinstance(kid, str):
+            raise InvalidToken("the token's kid must be a string")
+        return self._resolve_key(kid, alg, may_fetch=may_fetch)
 
     def _check_lifetime(self, claims: dict[str, Any]) -> None:
         exp = claims.get("exp")

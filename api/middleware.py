@@ -6,11 +6,12 @@ before its body is parsed and before any database connection is taken.
 
 from __future__ import annotations
 
+import anyio.to_thread
 from fastapi import HTTPException
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.auth import InvalidToken, TokenVerifier
+from api.auth import InvalidToken, KeyFetchNeeded, TokenVerifier
 from api.errors import NotAuthenticated, PayloadTooLarge, Problem, render
 
 MAX_AUTHORIZATION_BYTES = 8192
@@ -86,7 +87,7 @@ class BearerAuthentication:
             await self.app(scope, receive, send)
             return
         try:
-            user_id = self.verifier.verify(bearer_token(scope))
+            user_id = await self._verify(bearer_token(scope))
         except InvalidToken as exc:
             await render(_unauthorized(str(exc), token_sent=True))(scope, receive, send)
             return
@@ -95,6 +96,14 @@ class BearerAuthentication:
             return
         scope.setdefault("state", {})["user_id"] = user_id
         await self.app(scope, receive, send)
+
+    async def _verify(self, token: str) -> str:
+        try:
+            return self.verifier.verify(token)
+        except KeyFetchNeeded as needed:
+            # A JWKS fetch waits on the network: in a worker thread, never on the event loop.
+            await anyio.to_thread.run_sync(needed.fetch)
+        return self.verifier.verify(token, may_fetch=False)
 
 
 class NoStoreForApi:

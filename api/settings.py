@@ -158,6 +158,15 @@ class Settings(BaseSettings):
                 "JWT_JWKS_URL is required when JWT_ALGORITHMS allows "
                 + ",".join(self.asymmetric_algorithms)
             )
+        if self.jwt_jwks_url and not self.asymmetric_algorithms:
+            # Every issuer token would be refused as "algorithm not allowed": say so at startup.
+            raise ConfigError(
+                "JWT_JWKS_URL is set but JWT_ALGORITHMS allows no asymmetric algorithm; add the "
+                "issuer's (Better Auth's default is EdDSA), e.g. JWT_ALGORITHMS=EdDSA"
+            )
+        scheme, sep, _ = (self.jwt_jwks_url or "").partition("://")
+        if sep and scheme.lower() not in {"http", "https"}:
+            raise ConfigError("JWT_JWKS_URL must be an http(s):// URL or a file path")
 
 
 @lru_cache
