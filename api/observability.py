@@ -21,9 +21,10 @@ import uuid
 from collections.abc import Sequence
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from re import Pattern
 from typing import Any, TextIO
 
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import metrics
@@ -54,17 +55,23 @@ def redact(text: str) -> str:
     )
 
 
-def route_template(scope: Scope, routes: Sequence[BaseRoute]) -> str:
-    """The matched route's template; for requests refused before routing, the one they aim at."""
-    route = scope.get("route")
-    path = getattr(route, "path", None)
-    if isinstance(path, str):
-        return path
-    for candidate in routes:
-        regex = getattr(candidate, "path_regex", None)
-        if regex is not None and regex.match(scope["path"]):
-            return str(getattr(candidate, "path", "unmatched"))
-    return "unmatched"
+Templates = list[tuple[Pattern[str], str]]
+
+
+def route_templates(routes: Sequence[BaseRoute], prefix: str = "") -> Templates:
+    """(regex, template) for every route, looking inside included routers (recent FastAPI
+    wraps them), so requests refused before routing are labelled by the route they aim at."""
+    found: Templates = []
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            context = getattr(route, "include_context", None)
+            found += route_templates(inner.routes, prefix + getattr(context, "prefix", ""))
+            continue
+        path = getattr(route, "path", None)
+        if isinstance(path, str):
+            found.append((compile_path(prefix + path)[0], prefix + path))
+    return found
 
 
 class RequestObservation:
@@ -73,6 +80,19 @@ class RequestObservation:
     def __init__(self, app: ASGIApp, routes: Sequence[BaseRoute]) -> None:
         self.app = app
         self.routes = routes
+        self._templates: Templates | None = None
+
+    def route_template(self, scope: Scope) -> str:
+        """The matched route's template, else the template of the route the path aims at."""
+        path = getattr(scope.get("route"), "path", None)
+        if isinstance(path, str):
+            return path
+        if self._templates is None:  # routes are complete once the app serves
+            self._templates = route_templates(self.routes)
+        for regex, template in self._templates:
+            if regex.match(scope["path"]):
+                return template
+        return "unmatched"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -102,7 +122,7 @@ class RequestObservation:
             request_id_var.reset(token)
 
     def _observe(self, scope: Scope, status: int, seconds: float) -> None:
-        route = route_template(scope, self.routes)
+        route = self.route_template(scope)
         labels = (scope["method"], route, str(status))
         metrics.REQUESTS.labels(*labels).inc()
         metrics.LATENCY.labels(*labels).observe(seconds)
