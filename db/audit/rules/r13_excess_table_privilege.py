@@ -30,7 +30,7 @@ def check(ctx: Context) -> list[Finding]:
         Finding(
             rule=RULE.id,
             severity=Severity.ERROR,
-            object=table,
+            object=f"{table} {privilege} to {ctx.role}",
             explanation=f"the runtime role holds {privilege}, which the service never needs"
             + (" and which ignores row-level security" if privilege == "TRUNCATE" else ""),
             fix=f"REVOKE {privilege} ON {table} FROM {ctx.role}, PUBLIC;",

@@ -4,6 +4,7 @@ A view reads its tables with the privileges (and row-level security) of the view
 it is `security_invoker` (PostgreSQL 15+). Owned by the migrator, or by a role with BYPASSRLS as
 on Neon, it shows every tenant's rows to whoever may select from it. A materialized view copies
 the rows and has no row-level security at all, so the runtime role must not read one.
+(Without security_invoker a view the runtime role cannot read is a warning: another role may.)
 """
 
 from __future__ import annotations
@@ -24,10 +25,12 @@ JOIN pg_class t ON t.oid = d.refobjid AND t.oid <> v.oid
 JOIN pg_namespace tn ON tn.oid = t.relnamespace
 WHERE v.relkind IN ('v', 'm')
   AND tn.nspname = %(schema)s AND t.relname = ANY(%(tables)s)
-  AND (v.relkind = 'm' OR NOT EXISTS (
+  AND (CASE WHEN v.relkind = 'm'  -- no RLS at all: a finding only if the runtime role reads it
+            THEN coalesce(has_table_privilege((SELECT oid FROM runtime), v.oid, 'SELECT'), false)
+            ELSE NOT EXISTS (
         SELECT FROM pg_options_to_table(v.reloptions) o
         WHERE o.option_name = 'security_invoker'
-          AND lower(o.option_value) IN ('true', 'on', '1', 'yes', 't', 'y')))
+          AND lower(o.option_value) IN ('true', 'on', '1', 'yes', 't', 'y')) END)
 ORDER BY 1, 4
 """
 
