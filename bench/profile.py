@@ -1,0 +1,68 @@
+"""Where a worker's time goes: py-spy samples of a live worker, summarised per function.
+
+`python3 bench/profile.py PID SECONDS` (or `run.py --profile OP`) records the worker with py-spy
+(sampling, no code change, idle threads excluded) and prints the functions holding the most
+samples, inclusive (the function and everything it called) and self (the function's own code).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+_FRAME = re.compile(r"^(?P<func>.+?) \((?P<file>[^:()]+)(?::\d+)?\)$")
+
+
+def _label(frame: str) -> str:
+    match = _FRAME.match(frame.strip())
+    if match is None:
+        return frame.strip()
+    path = match["file"]
+    for marker in ("site-packages/", "python3.11/", "/work/main/"):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+            break
+    return f"{match['func']} ({path})"
+
+
+def record(pid: int, seconds: float, out: Path, rate: int = 250) -> Path:
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    command = [py_spy, "record", "-p", str(pid), "-d", str(max(1, round(seconds)))]
+    command += ["-r", str(rate), "-f", "raw", "-o", str(out), "--nonblocking", "--gil"]
+    subprocess.run(command, capture_output=True, check=True)
+    return out
+
+
+def summarise(raw: Path, top: int = 25) -> str:
+    inclusive: Counter[str] = Counter()
+    own: Counter[str] = Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = [_label(f) for f in stack.split(";") if f]
+        total += count
+        own[frames[-1]] += count
+        for label in set(frames):
+            inclusive[label] += count
+    if total == 0:
+        return "no samples"
+    lines = [f"{total} samples (busy threads only)", "", "inclusive:"]
+    lines += [f"  {n / total:6.1%}  {label}" for label, n in inclusive.most_common(top)]
+    lines += ["", "self:"]
+    lines += [f"  {n / total:6.1%}  {label}" for label, n in own.most_common(top)]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 2:
+        print(summarise(Path(sys.argv[1])))
+    else:
+        target = Path(sys.argv[3] if len(sys.argv) > 3 else "/tmp/tasks-bench-profile.txt")
+        print(summarise(record(int(sys.argv[1]), float(sys.argv[2]), target)))

@@ -1,0 +1,156 @@
+"""The service under test: `tasks-api serve` as an operator runs it, plus its memory per worker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def _rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+class Service:
+    """A running `tasks-api serve`; `worker_pids` are the processes that serve requests."""
+
+    def __init__(self, process: subprocess.Popen[bytes], port: int, workers: int) -> None:
+        self.process = process
+        self.port = port
+        self.workers = workers
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def worker_pids(self) -> list[int]:
+        if self.workers == 1:
+            return [self.process.pid]
+        return [
+            pid
+            for pid in _children(self.process.pid)
+            if "resource_tracker" not in _cmdline(pid)
+        ]
+
+    def rss_mb(self) -> list[float]:
+        return [mb for pid in self.worker_pids() if (mb := _rss_mb(pid)) is not None]
+
+    @contextmanager
+    def peak_rss(self, interval: float = 0.25) -> Iterator[list[float]]:
+        """Sample every worker's RSS while the block runs; yields the per-worker peaks (MB)."""
+        peaks: dict[int, float] = {}
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.is_set():
+                for pid in self.worker_pids():
+                    mb = _rss_mb(pid)
+                    if mb is not None:
+                        peaks[pid] = max(peaks.get(pid, 0.0), mb)
+                stop.wait(interval)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        result: list[float] = []
+        sampler.start()
+        try:
+            yield result
+        finally:
+            stop.set()
+            sampler.join()
+            result.extend(sorted(peaks.values()))
+
+
+def _wait_ready(service: Service, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if service.process.poll() is not None:
+            raise RuntimeError(f"tasks-api serve exited with {service.process.returncode}")
+        try:
+            with urllib.request.urlopen(f"{service.base_url}/healthz", timeout=1) as response:
+                if response.status == 200 and len(service.worker_pids()) >= service.workers:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError("tasks-api serve did not become ready in time")
+
+
+@contextmanager
+def serve(
+    workers: int,
+    env: Mapping[str, str],
+    log_path: Path,
+    source: Path | None = None,
+    ready_timeout: float = 60.0,
+) -> Iterator[Service]:
+    """Start `tasks-api serve --workers N` on a free port; stop it (and only it) afterwards.
+
+    `source` serves another checkout of the code (e.g. a `git worktree` of an older commit)
+    with this virtualenv, so two versions can be compared under the same conditions.
+    """
+    port = free_port()
+    command = [sys.executable, "-m", "api.cli", "serve", "--workers", str(workers)]
+    command += ["--port", str(port)]
+    extra = {"PYTHONPATH": str(source)} if source else {}
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            command,
+            cwd=source,
+            env={**os.environ, **env, **extra},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    service = Service(process, port, workers)
+    try:
+        _wait_ready(service, ready_timeout)
+        yield service
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
