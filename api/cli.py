@@ -53,11 +53,13 @@ def resolve_workers(flag: int | None, environ: Mapping[str, str]) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    # Settings first: a refused configuration is one line, before Alembic's import-time logging.
+    settings = _settings()
+
     import uvicorn
 
     from db.migrate import is_at_head
 
-    settings = _settings()
     if settings.local_mode:
         settings = _prepare_local(settings)
     elif not is_at_head(settings.database_url or ""):
