@@ -31,7 +31,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-import httpx
+import httpx2 as httpx
 
 __all__ = [
     "DEFAULT_CACHE_DIR",
