@@ -57,7 +57,7 @@ def _with_headers(send: Send, decision: Decision) -> Send:
 
 
 def _limited(scope: Scope) -> bool:
-    return scope["type"] == "http" and scope["path"].startswith(LIMITED_PREFIX)
+    return scope["type"] == "http" and str(scope["path"]).startswith(LIMITED_PREFIX)
 
 
 class UserRateLimit:
