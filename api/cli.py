@@ -187,6 +187,13 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_openapi(_: argparse.Namespace) -> int:
+    from api.openapi import dumps, published_document
+
+    sys.stdout.write(dumps(published_document()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tasks-api",
@@ -249,6 +256,14 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("user_id", metavar="USER_ID", help="the user the token identifies")
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
     token.set_defaults(func=cmd_token)
+
+    openapi = sub.add_parser(
+        "openapi",
+        help="print the OpenAPI document",
+        description="Print the OpenAPI 3.1 document the service publishes at /openapi.json "
+        "(the committed openapi.json is this output). Needs no database or secret.",
+    )
+    openapi.set_defaults(func=cmd_openapi)
     return parser
 
 

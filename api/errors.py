@@ -122,15 +122,22 @@ _STATUS_TITLES = {
 }
 
 
+# The published bounds of a 422's `errors` (api/openapi.py): a body with thousands of unknown
+# keys, or one key thousands of characters long, must not be echoed back in full.
+MAX_FIELD_ERRORS = 100
+FIELD_PATH_MAX = 256
+FIELD_MESSAGE_MAX = 512
+
+
 def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     errors = []
-    for err in exc.errors():
+    for err in exc.errors()[:MAX_FIELD_ERRORS]:
         loc = [str(part) for part in err.get("loc", ())]
         errors.append(
             {
                 "location": loc[0] if loc else "request",
-                "field": ".".join(loc[1:]),
-                "message": err.get("msg", "invalid"),
+                "field": ".".join(loc[1:])[:FIELD_PATH_MAX],
+                "message": str(err.get("msg", "invalid"))[:FIELD_MESSAGE_MAX],
                 "type": err.get("type", "value_error"),
             }
         )

@@ -15,6 +15,7 @@ from api.jwks import jwks_keys
 from api.metrics import instrument_engine, metrics_endpoint
 from api.middleware import BearerAuthentication, BodySizeLimit, NoStoreForApi
 from api.observability import RequestObservation, configure_logging
+from api.openapi import install as install_openapi
 from api.ratelimit import RateLimits
 from api.ratelimit_middleware import AddressRateLimit, UserRateLimit
 from api.routes import health, tasks
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     install_error_handlers(app, settings.retry_after_seconds)
     app.include_router(health.router)
     app.include_router(tasks.router)
+    install_openapi(app)
     if settings.metrics_enabled:
         app.add_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
 

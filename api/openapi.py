@@ -1,59 +1,303 @@
-"""The problem+json schema and the error responses each operation declares."""
+"""The published OpenAPI 3.1 document: what every operation can answer, exactly.
+
+Routes declare their own statuses (`problem_responses`) and success headers (`headers`); this
+module owns the shapes they point at (problem+json, response headers, the bearer scheme) and the
+cross-cutting facts no single route knows: every response under /api carries the rate-limit
+headers, and every operation there can answer 401, 403, 422, 429, 500 and 503.
+The committed `openapi.json` is this document; a test fails when the two drift apart.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import copy
+import json
+from typing import Any, Literal
 
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.errors import PROBLEM_JSON
+from api.errors import FIELD_MESSAGE_MAX, FIELD_PATH_MAX, MAX_FIELD_ERRORS, PROBLEM_JSON
+
+BEARER_SCHEME = "bearerAuth"
+API_PREFIX = "/api/"
+# Every operation under /api can answer these, whatever its own handler does: the middleware
+# (401, 429), the tenant check (403), path and query validation (422) and the database (503).
+COMMON_STATUSES = (401, 403, 422, 429, 500, 503)
+
+
+def _without_default(schema: dict[str, Any]) -> None:
+    """An optional member that is absent, not `null`, when it does not apply."""
+    schema.pop("default", None)
 
 
 class FieldError(BaseModel):
-    location: str = Field(description="`body`, `query`, `path` or `header`.")
-    field: str = Field(description="Dotted path of the offending field within its location.")
-    message: str
-    type: str = Field(description="A machine-readable error code.")
+    """One reason a request was refused with 422."""
+
+    location: Literal["body", "query", "path", "header", "cookie", "request"] = Field(
+        description="Where the offending field is."
+    )
+    field: str = Field(
+        max_length=FIELD_PATH_MAX,
+        description="Dotted path of the offending field within its location (may be truncated).",
+    )
+    message: str = Field(max_length=FIELD_MESSAGE_MAX, description="What is wrong, for people.")
+    type: str = Field(
+        max_length=64, pattern=r"^[a-z0-9_]+$", description="A machine-readable error code."
+    )
 
 
 class ProblemDetails(BaseModel):
-    """RFC 9457 problem details."""
+    """RFC 9457 problem details; members not listed here are extensions a client may ignore."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "urn:tasks-api:problem:not-found",
+                    "title": "Not Found",
+                    "status": 404,
+                    "detail": "No such task.",
+                }
+            ]
+        }
+    )
 
-    type: str = Field(description="A URI identifying the problem type.")
-    title: str
-    status: int = Field(ge=400, le=599)
-    detail: str
-    errors: list[FieldError] | None = Field(default=None, description="Present on 422.")
+    type: str = Field(
+        max_length=200,
+        description="A URI identifying the problem type (`urn:tasks-api:problem:<slug>`).",
+        json_schema_extra={"format": "uri"},
+    )
+    title: str = Field(max_length=100, description="The status's short, fixed summary.")
+    status: int = Field(ge=400, le=599, json_schema_extra={"format": "int32"})
+    detail: str = Field(max_length=1000, description="What went wrong with this request.")
+    errors: list[FieldError] = Field(
+        default=None,  # type: ignore[assignment]
+        max_length=MAX_FIELD_ERRORS,
+        description=f"On 422: the offending fields (at most {MAX_FIELD_ERRORS}).",
+        json_schema_extra=_without_default,
+    )
 
+
+def _header(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "schema": schema}
+
+
+RATE_LIMIT_HEADERS = ("RateLimit", "RateLimit-Policy")
+CORS_HEADER = "Access-Control-Allow-Origin"
+REQUEST_ID_HEADER = "X-Request-ID"
+HEADERS: dict[str, dict[str, Any]] = {
+    "ETag": _header(
+        "Strong entity tag of the task as returned; send it back in `If-Match`.",
+        {"type": "string", "pattern": '^"[0-9a-f]{32}"$', "maxLength": 34},
+    ),
+    "Location": _header(
+        "Path of the created task.",
+        {"type": "string", "format": "uri-reference", "maxLength": 2048},
+    ),
+    "Access-Control-Allow-Origin": _header(
+        "Present when the request's `Origin` is one of the configured `CORS_ORIGINS`.",
+        {"type": "string", "format": "uri", "maxLength": 2048},
+    ),
+    "Link": _header(
+        'The next page, as `<url>; rel="next"`; absent on the last page.',
+        {"type": "string", "pattern": '^<[^>]+>; rel="next"$', "maxLength": 4096},
+    ),
+    "Retry-After": _header(
+        "Seconds to wait before retrying.",
+        {"type": "integer", "format": "int32", "minimum": 0, "maximum": 86400},
+    ),
+    "WWW-Authenticate": _header(
+        "The bearer challenge (RFC 6750), with `error=\"invalid_token\"` when a token was sent.",
+        {"type": "string", "pattern": "^Bearer ", "maxLength": 1024},
+    ),
+    "RateLimit": _header(
+        "What is left of the caller's quota (IETF RateLimit header fields): `r` requests, "
+        "full again in `t` seconds. Absent when rate limiting is off (`RATE_LIMIT=off`).",
+        {"type": "string", "pattern": '^"[^"]+";r=[0-9]+;t=[0-9]+$', "maxLength": 256},
+    ),
+    "RateLimit-Policy": _header(
+        "The caller's quota: `q` requests per `w` seconds, bursts included. "
+        "Absent when rate limiting is off (`RATE_LIMIT=off`).",
+        {"type": "string", "pattern": '^"[^"]+";q=[0-9]+;w=[0-9]+$', "maxLength": 256},
+    ),
+    "X-Request-ID": _header(
+        "The request's id in the logs: the caller's own `X-Request-ID` when it matches "
+        "`[A-Za-z0-9._:-]{1,128}`, otherwise a fresh one.",
+        {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$", "maxLength": 128},
+    ),
+}
 
 _DESCRIPTIONS = {
-    400: "Malformed request (for example, a body that is not JSON).",
+    400: "Malformed request: the body is not valid JSON.",
     401: "Missing, invalid or expired bearer token.",
     403: "The path's user is not the token's user.",
-    404: "No such task for this user (missing and foreign tasks look the same).",
-    405: "Method not allowed on this path.",
-    412: "If-Match did not match the task's current ETag.",
-    413: "Request body too large.",
-    415: "The body is not application/json.",
-    422: "The request does not match the schema.",
-    429: "Too many requests.",
-    503: "The database is temporarily unavailable.",
+    404: "No such task for this user (a missing task and another user's task look the same).",
+    412: "`If-Match` did not match the task's current `ETag`; fetch the task again.",
+    413: "The request body is larger than the configured limit.",
+    415: "The body is not `application/json`.",
+    422: "The request does not match the schema; `errors` names each offending field.",
+    429: "The caller's request budget is spent; retry after `Retry-After` seconds.",
+    500: "An unexpected fault on the server (a bug, never the caller's input).",
+    503: "The database is temporarily unavailable; retry after `Retry-After` seconds.",
 }
-_HEADERS: dict[int, dict[str, Any]] = {
-    401: {"WWW-Authenticate": {"schema": {"type": "string"}, "description": "Bearer challenge."}},
-    503: {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait."}},
-}
+_REQUIRED_HEADERS = {401: ("WWW-Authenticate",), 429: ("Retry-After",), 503: ("Retry-After",)}
+
+
+def header_ref(name: str, *, required: bool) -> dict[str, Any]:
+    if required:
+        return {**HEADERS[name], "required": True}
+    return {"$ref": f"#/components/headers/{name}"}
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The problem+json responses for `statuses`, in the shape FastAPI's `responses=` takes."""
     return {
         status: {
-            "model": ProblemDetails,
             "description": _DESCRIPTIONS[status],
-            "content": {PROBLEM_JSON: {}},
-            **({"headers": _HEADERS[status]} if status in _HEADERS else {}),
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}},
+            **(
+                {"headers": {h: header_ref(h, required=True) for h in _REQUIRED_HEADERS[status]}}
+                if status in _REQUIRED_HEADERS
+                else {}
+            ),
         }
         for status in statuses
     }
+
+
+def success_headers(*required: str, optional: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Header declarations for a success response (FastAPI's `responses={200: {...}}`)."""
+    return {
+        "headers": {
+            **{name: header_ref(name, required=True) for name in required},
+            **{name: header_ref(name, required=False) for name in optional},
+        }
+    }
+
+
+def _add_cross_cutting_headers(document: dict[str, Any]) -> None:
+    """Headers the middleware adds: the request id and CORS everywhere, the limiter's under /api.
+
+    A 500 is rendered outside every middleware (Starlette's ServerErrorMiddleware), so on it even
+    the request id is only optional.
+    """
+    for path, item in document["paths"].items():
+        for operation in item.values():
+            for status, response in operation["responses"].items():
+                headers = response.setdefault("headers", {})
+                if path.startswith(API_PREFIX):
+                    for name in RATE_LIMIT_HEADERS:
+                        headers[name] = header_ref(name, required=False)
+                headers[REQUEST_ID_HEADER] = header_ref(REQUEST_ID_HEADER, required=status != "500")
+                headers[CORS_HEADER] = header_ref(CORS_HEADER, required=False)
+
+
+def _without_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """`X | None` on a parameter means "may be omitted": on the wire it is never null."""
+    variants = schema.get("anyOf", [])
+    kept = [v for v in variants if v.get("type") != "null"]
+    if len(kept) == 1 and len(variants) == 2:
+        rest = {k: v for k, v in schema.items() if k != "anyOf"}
+        return {**kept[0], **rest}
+    return schema
+
+
+def _parameters_never_null(document: dict[str, Any]) -> None:
+    for item in document["paths"].values():
+        for operation in item.values():
+            for parameter in operation.get("parameters", []):
+                parameter["schema"] = _without_null(parameter["schema"])
+
+
+def _referenced_headers(document: dict[str, Any]) -> dict[str, Any]:
+    text = json.dumps(document["paths"])
+    return {
+        name: copy.deepcopy(value)
+        for name, value in HEADERS.items()
+        if f'"#/components/headers/{name}"' in text
+    }
+
+
+def _problem_schemas() -> dict[str, Any]:
+    schema = ProblemDetails.model_json_schema(ref_template="#/components/schemas/{model}")
+    definitions = schema.pop("$defs")
+    return {"ProblemDetails": schema, **definitions}
+
+
+TAGS = [
+    {"name": "tasks", "description": "The caller's own tasks; nobody else's are reachable."},
+    {"name": "health", "description": "Probes for load balancers and orchestrators."},
+]
+# The document is served by each deployment from its own origin, so the one server is relative.
+SERVERS = [
+    {
+        "url": "/",
+        "description": "This deployment (local, staging or production), the document's origin.",
+        "x-internal": False,
+    }
+]
+
+
+def build_document(app: FastAPI) -> dict[str, Any]:
+    document = get_openapi(
+        title=app.title,
+        version=app.version,
+        openapi_version="3.1.0",
+        summary=app.summary,
+        description=app.description,
+        routes=app.routes,
+        tags=TAGS,
+        servers=SERVERS,
+    )
+    components = document.setdefault("components", {})
+    components.setdefault("schemas", {}).update(_problem_schemas())
+    components["securitySchemes"] = {
+        BEARER_SCHEME: {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": "A JWT from the sign-in service, verified per RFC 8725 (RFC8725): "
+            "signature, an allow-listed algorithm, `exp`/`nbf` and, when configured, `iss` and "
+            "`aud`. Its identity claim (default `sub`) is the `user_id` of every path.",
+        }
+    }
+    document["security"] = [{BEARER_SCHEME: []}]
+    _parameters_never_null(document)
+    _add_cross_cutting_headers(document)
+    components["headers"] = _referenced_headers(document)
+    return document
+
+
+def install(app: FastAPI) -> None:
+    """Serve `build_document` at /openapi.json (built once, on first request)."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = build_document(app)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def published_document() -> dict[str, Any]:
+    """The document as every deployment serves it; it depends on no setting, so no
+    configuration, database or secret is needed to print it."""
+    import secrets
+
+    from api.main import create_app
+    from api.settings import Settings
+
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        database_url="postgresql://openapi@127.0.0.1:1/unused",
+        jwt_secret=secrets.token_urlsafe(48),
+        jwt_jwks_url=None,
+        jwt_algorithms=("HS256",),
+    )
+    return create_app(settings).openapi()
+
+
+def dumps(document: dict[str, Any]) -> str:
+    """The committed file's exact text (`tasks-api openapi > openapi.json`)."""
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from db.models import DESCRIPTION_MAX, TITLE_MAX
+from db.models import DESCRIPTION_MAX, TITLE_MAX, USER_ID_MAX
 
 # ECMAScript's \s set, spelled out so the JSON Schema pattern (ECMA-262), pydantic's validator and
 # the trimming below agree exactly on what counts as whitespace.
@@ -25,6 +25,9 @@ _WS_CLASS = r"\t\n\u000b\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u
 # PostgreSQL text cannot hold NUL; a title must contain something besides whitespace.
 TITLE_PATTERN = rf"^[^\u0000]*[^\u0000{_WS_CLASS}][^\u0000]*$"
 DESCRIPTION_PATTERN = r"^[^\u0000]*$"
+# A user id travels in the path: no control characters and no slash.
+USER_ID_PATTERN = r"^[^\u0000-\u001f\u007f-\u009f/]+$"
+PAGE_MAX = 200
 
 
 def _encodable(value: str) -> str:
@@ -64,6 +67,15 @@ Description = Annotated[
 _INPUT = ConfigDict(extra="forbid", strict=True)
 
 
+def _no_default_keyword(schema: dict[str, Any]) -> None:
+    """Leave `default` out of a request property's schema; its description states it instead.
+
+    Client generators read `default` as "always present" (openapi-typescript makes such a
+    property required), which is true of responses but would force clients to send it.
+    """
+    schema.pop("default", None)
+
+
 class TaskCreate(BaseModel):
     """Body of POST: `title` is required; the rest take their defaults when omitted."""
 
@@ -73,16 +85,18 @@ class TaskCreate(BaseModel):
     )
 
     title: Title
-    description: Description | None = None
-    completed: bool = False
+    description: Description | None = Field(
+        default=None, description="Free text, up to 10,000 characters; null or omitted: none."
+    )
+    completed: bool = Field(
+        default=False,
+        description="Whether the task is done; false when omitted.",
+        json_schema_extra=_no_default_keyword,
+    )
 
 
 class TaskReplace(TaskCreate):
     """Body of PUT: a full replacement; omitted optional fields reset to their defaults."""
-
-
-def _no_null(schema: dict[str, Any]) -> None:
-    schema.pop("default", None)
 
 
 class TaskPatch(BaseModel):
@@ -92,23 +106,46 @@ class TaskPatch(BaseModel):
         **_INPUT, json_schema_extra={"examples": [{"completed": True}]}
     )
 
-    title: Title = Field(default=None, json_schema_extra=_no_null)  # type: ignore[assignment]
+    # Omitted means unchanged, and `null` is refused: no default belongs in the schema.
+    title: Title = Field(default=None, json_schema_extra=_no_default_keyword)  # type: ignore[assignment]
     description: Description | None = None
-    completed: bool = Field(default=None, json_schema_extra=_no_null)  # type: ignore[assignment]
+    completed: bool = Field(default=None, json_schema_extra=_no_default_keyword)  # type: ignore[assignment]
 
     def changes(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.model_fields_set}
 
 
+# RFC 3339 with microseconds and an offset is at most 32 characters.
+Timestamp = Annotated[datetime, Field(json_schema_extra={"maxLength": 32})]
+
+
 class TaskPublic(BaseModel):
-    """A task as the API returns it."""
+    """A task as the API returns it; the bounds are the table's CHECK constraints."""
 
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(
+        from_attributes=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
+                    "user_id": "user_123",
+                    "title": "Buy milk",
+                    "description": "Two litres",
+                    "completed": False,
+                    "created_at": "2026-01-02T03:04:05.123456Z",
+                    "updated_at": "2026-01-02T03:04:05.123456Z",
+                }
+            ]
+        },
+    )
 
-    id: uuid.UUID
-    user_id: str
-    title: str
-    description: str | None
+    id: uuid.UUID = Field(json_schema_extra={"maxLength": 36})
+    user_id: str = Field(min_length=1, max_length=USER_ID_MAX, pattern=USER_ID_PATTERN)
+    title: str = Field(min_length=1, max_length=TITLE_MAX, pattern=TITLE_PATTERN)
+    description: str | None = Field(max_length=DESCRIPTION_MAX, pattern=DESCRIPTION_PATTERN)
     completed: bool
-    created_at: datetime
-    updated_at: datetime
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+TaskPage = Annotated[list[TaskPublic], Field(max_length=PAGE_MAX)]

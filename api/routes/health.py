@@ -25,7 +25,12 @@ _READY = {
     "type": "object",
     "properties": {
         "status": {"const": "ready"},
-        "revision": {"type": "string", "maxLength": 64, "description": "The Alembic head."},
+        "revision": {
+            "type": "string",
+            "maxLength": 64,
+            "pattern": "^[A-Za-z0-9_]+$",
+            "description": "The Alembic head.",
+        },
     },
     "required": ["status", "revision"],
     "additionalProperties": False,

@@ -12,8 +12,7 @@ from collections.abc import Sequence
 from typing import Annotated
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
-from fastapi.security import HTTPBearer
+from fastapi import APIRouter, Header, Path, Query, Request, Response
 from pydantic import TypeAdapter
 from sqlmodel import Session
 
@@ -21,33 +20,46 @@ from api.conditional import etag_for, if_match_allows
 from api.cursor import CURSOR_PATTERN, decode_cursor, encode_cursor
 from api.deps import CurrentUser, DatabaseDep
 from api.errors import PreconditionFailed, TaskNotFound
-from api.openapi import problem_responses
+from api.openapi import COMMON_STATUSES, problem_responses, success_headers
 from api.routing import TenantRoute
-from api.schemas import TaskCreate, TaskPatch, TaskPublic, TaskReplace
+from api.schemas import (
+    PAGE_MAX,
+    USER_ID_PATTERN,
+    TaskCreate,
+    TaskPage,
+    TaskPatch,
+    TaskPublic,
+    TaskReplace,
+)
 from db import tasks
-from db.models import Task
+from db.models import USER_ID_MAX, Task
 from db.tasks import Position, SortOrder, StatusFilter
-
-bearer = HTTPBearer(auto_error=False, description="A JWT whose identity claim is the user id.")
 
 router = APIRouter(
     prefix="/api/{user_id}/tasks",
     tags=["tasks"],
     route_class=TenantRoute,
-    dependencies=[Depends(bearer)],
-    responses=problem_responses(401, 403, 422, 503),
+    responses=problem_responses(*COMMON_STATUSES),
 )
 
 UserIdPath = Annotated[
     str,
     Path(
         min_length=1,
-        max_length=255,
-        pattern=r"^[^\u0000-\u001f\u007f-\u009f/]+$",
+        max_length=USER_ID_MAX,
+        pattern=USER_ID_PATTERN,
         description="The caller's user id; must equal the token's identity claim.",
+        examples=["user_123"],
     ),
 ]
-TaskIdPath = Annotated[uuid.UUID, Path(description="The task's id.")]
+TaskIdPath = Annotated[
+    uuid.UUID,
+    Path(
+        description="The task's id.",
+        examples=["3fa85f64-5717-4562-b3fc-2c963f66afa6"],
+        json_schema_extra={"maxLength": 36},
+    ),
+]
 IfMatch = Annotated[
     str | None,
     Header(
@@ -56,6 +68,24 @@ IfMatch = Annotated[
         description="Apply the change only if the task's current ETag is listed (or `*`).",
     ),
 ]
+
+# Stateful clients (and fuzzers) chain a created task's id into the operations on it.
+_LINKS_FROM_CREATED = {
+    name: {
+        "operationId": operation_id,
+        "parameters": {"user_id": "$request.path.user_id", "task_id": "$response.body#/id"},
+        "description": description,
+    }
+    for name, operation_id, description in (
+        ("GetTask", "getTask", "Read the task just created."),
+        ("ReplaceTask", "replaceTask", "Replace the task just created."),
+        ("UpdateTask", "updateTask", "Change some fields of the task just created."),
+        ("ToggleTaskCompleted", "toggleTaskCompleted", "Toggle the task just created."),
+        ("DeleteTask", "deleteTask", "Delete the task just created."),
+    )
+}
+# A task as returned, with its tag: the same `ETag` GET returns, ready for `If-Match`.
+_TASK_RESPONSE = {"description": "The task.", **success_headers("ETag")}
 
 _TASK = TypeAdapter(TaskPublic)
 _TASKS = TypeAdapter(list[TaskPublic])
@@ -97,7 +127,10 @@ def _next_link(request: Request, sort: SortOrder, page: Sequence[Task]) -> str:
     "",
     operation_id="listTasks",
     summary="List the caller's tasks",
-    response_model=list[TaskPublic],
+    response_model=TaskPage,
+    responses={
+        200: {"description": "One page of tasks.", **success_headers(optional=("Link",))}
+    },
 )
 def list_tasks(
     user_id: UserIdPath,
@@ -110,7 +143,10 @@ def list_tasks(
     sort: Annotated[SortOrder, Query(description="Order; `-` means descending.")] = (
         SortOrder.created_desc
     ),
-    limit: Annotated[int, Query(ge=1, le=200, description="Page size.")] = 50,
+    limit: Annotated[
+        int,
+        Query(ge=1, le=PAGE_MAX, description="Page size.", json_schema_extra={"format": "int32"}),
+    ] = 50,
     cursor: Annotated[
         str | None,
         Query(
@@ -140,7 +176,14 @@ def list_tasks(
     operation_id="createTask",
     summary="Create a task",
     response_model=TaskPublic,
-    responses=problem_responses(400, 413, 415),
+    responses={
+        201: {
+            "description": "The task was created.",
+            **success_headers("Location", "ETag"),
+            "links": _LINKS_FROM_CREATED,
+        },
+        **problem_responses(400, 413, 415),
+    },
 )
 def create_task(
     user_id: UserIdPath, body: TaskCreate, user: CurrentUser, db: DatabaseDep
@@ -156,7 +199,7 @@ def create_task(
     operation_id="getTask",
     summary="Get one task",
     response_model=TaskPublic,
-    responses=problem_responses(404),
+    responses={200: _TASK_RESPONSE, **problem_responses(404)},
 )
 def get_task(
     user_id: UserIdPath, task_id: TaskIdPath, user: CurrentUser, db: DatabaseDep
@@ -174,7 +217,7 @@ def get_task(
     operation_id="replaceTask",
     summary="Replace a task",
     response_model=TaskPublic,
-    responses=problem_responses(400, 404, 412, 413, 415),
+    responses={200: _TASK_RESPONSE, **problem_responses(400, 404, 412, 413, 415)},
 )
 def replace_task(
     user_id: UserIdPath,
@@ -198,7 +241,7 @@ def replace_task(
     operation_id="updateTask",
     summary="Change some fields of a task",
     response_model=TaskPublic,
-    responses=problem_responses(400, 404, 412, 413, 415),
+    responses={200: _TASK_RESPONSE, **problem_responses(400, 404, 412, 413, 415)},
 )
 def update_task(
     user_id: UserIdPath,
@@ -226,7 +269,7 @@ def update_task(
     operation_id="toggleTaskCompleted",
     summary="Toggle a task's completed flag",
     response_model=TaskPublic,
-    responses=problem_responses(404, 412),
+    responses={200: _TASK_RESPONSE, **problem_responses(404, 412)},
 )
 def toggle_completed(
     user_id: UserIdPath,
@@ -235,6 +278,7 @@ def toggle_completed(
     db: DatabaseDep,
     if_match: IfMatch = None,
 ) -> Response:
+    """Flips `completed`; `If-Match` makes the toggle conditional on the state the caller saw."""
     with db.transaction(user) as session:
         _require_match(session, user, task_id, if_match)
         task = tasks.toggle_completed(session, user, task_id)
@@ -249,7 +293,7 @@ def toggle_completed(
     operation_id="deleteTask",
     summary="Delete a task",
     response_class=Response,
-    responses=problem_responses(404, 412),
+    responses={204: {"description": "The task was deleted."}, **problem_responses(404, 412)},
 )
 def delete_task(
     user_id: UserIdPath,
@@ -258,6 +302,7 @@ def delete_task(
     db: DatabaseDep,
     if_match: IfMatch = None,
 ) -> Response:
+    """Gone for good; a second delete, like another user's, is 404."""
     with db.transaction(user) as session:
         _require_match(session, user, task_id, if_match)
         if not tasks.delete_task(session, user, task_id):
