@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -13,14 +14,21 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from db.session import RetryTransaction
+
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "urn:tasks-api:problem:"
 
-# SQLSTATE classes that mean "the database is not available right now", not "your request is bad".
+# SQLSTATEs that mean "the database cannot serve this right now", not "your request is bad":
+# 08 connection exception; 53 insufficient resources (too many connections, disk full); 57
+# operator intervention (57P01 admin shutdown, as on Neon scale-to-zero; 57P02 crash; 57P03
+# starting up; 57014 statement timeout); 58 system error; 40001/40P01 conflicts still there after
+# the unit of work's retries; 55P03 lock not available; 25P03 idle-in-transaction timeout; 25006
+# read-only transaction (a failover left the pool on a standby).
 _UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "53", "57", "58")
-_UNAVAILABLE_SQLSTATES = {"40001", "40P01", "55P03", "25P03"}
+_UNAVAILABLE_SQLSTATES = {"40001", "40P01", "55P03", "25P03", "25006"}
 
 
 class Problem(Exception):
@@ -69,6 +77,12 @@ class UnsupportedMediaType(Problem):
 
 class ValidationFailed(Problem):
     status, slug, title = 422, "validation-error", "Unprocessable Content"
+
+
+class IdempotencyKeyReused(Problem):
+    """The key already names a different request; replaying its response would be a lie."""
+
+    status, slug, title = 422, "idempotency-key-reused", "Unprocessable Content"
 
 
 class RateLimited(Problem):
@@ -158,19 +172,27 @@ def _allowed_methods(request: Request) -> str:
 
 
 def is_database_unavailable(exc: BaseException) -> bool:
-    """True when the failure is the database's (down, restarting, overloaded), not the request's."""
-    if isinstance(exc, PoolTimeoutError | DisconnectionError):
+    """True when the failure is the database's (down, restarting, overloaded), not the request's.
+
+    Covers failures at any point of the transaction, COMMIT included: a commit whose answer was
+    lost is reported as 503, never as success and never as 500.
+    """
+    if isinstance(exc, PoolTimeoutError | DisconnectionError | RetryTransaction):
         return True
     if isinstance(exc, DBAPIError):
         if exc.connection_invalidated:
             return True
-        sqlstate = getattr(exc.orig, "sqlstate", None)
-        if sqlstate is None:
-            return True  # no server answer at all: connection refused, reset, timed out
-        return sqlstate in _UNAVAILABLE_SQLSTATES or sqlstate.startswith(
-            _UNAVAILABLE_SQLSTATE_PREFIXES
-        )
-    return False
+        exc = exc.orig
+    if not isinstance(exc, psycopg.Error):
+        return False
+    sqlstate = exc.sqlstate
+    if sqlstate is None:
+        # No answer from the server: refused, reset, "server closed the connection
+        # unexpectedly", timed out, or the connection was already closed.
+        return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
+    return sqlstate in _UNAVAILABLE_SQLSTATES or sqlstate.startswith(
+        _UNAVAILABLE_SQLSTATE_PREFIXES
+    )
 
 
 def install_error_handlers(app: FastAPI, retry_after_seconds: int) -> None:
@@ -220,4 +242,6 @@ def install_error_handlers(app: FastAPI, retry_after_seconds: int) -> None:
     app.add_exception_handler(DBAPIError, on_database)
     app.add_exception_handler(PoolTimeoutError, on_database)
     app.add_exception_handler(DisconnectionError, on_database)
+    app.add_exception_handler(psycopg.Error, on_database)
+    app.add_exception_handler(RetryTransaction, on_database)
     app.add_exception_handler(Exception, on_unexpected)

@@ -1,11 +1,35 @@
-"""Engine construction: one bounded pool per process, safe behind a transaction-mode pooler."""
+"""Engine construction: one bounded pool per process, safe behind a transaction-mode pooler.
+
+Also where connection trouble is absorbed before a request sees it: a stale pooled connection is
+replaced on checkout (pre-ping), and a new connection is retried with backoff for a short budget,
+so a database restart or a Neon compute waking up costs latency, not an error.
+"""
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine
-from sqlalchemy.engine import make_url
+import psycopg
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.pool import ConnectionPoolEntry
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Connection failures that no retry can fix: fail at once instead of burning the budget.
+_PERMANENT_CONNECT_ERRORS = (
+    "password authentication failed",
+    "no password supplied",
+    "does not exist",
+    "no pg_hba.conf entry",
+    "permission denied",
+)
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -22,9 +46,37 @@ def sqlalchemy_url(url: str) -> str:
 class PoolConfig:
     size: int = 10
     max_overflow: int = 10
+    # How long a request waits for a free connection before it is answered 503.
     timeout_seconds: float = 5.0
     connect_timeout_seconds: int = 5
+    # Total time spent retrying a refused or dropped connection attempt before giving up.
+    connect_retry_budget_seconds: float = 2.0
+    pre_ping: bool = True
     prepared_statements: bool = False
+
+
+def is_transient_connect_error(exc: BaseException) -> bool:
+    """A connection attempt that may succeed shortly: refused, reset, starting up, overloaded."""
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    message = str(exc).lower()
+    return not any(marker in message for marker in _PERMANENT_CONNECT_ERRORS)
+
+
+def retry_connect(connect: Callable[[], T], budget_seconds: float) -> T:
+    """Call `connect` until it succeeds, backing off exponentially, for at most `budget_seconds`."""
+    deadline = time.monotonic() + budget_seconds
+    delay = 0.05
+    while True:
+        try:
+            return connect()
+        except psycopg.OperationalError as exc:
+            remaining = deadline - time.monotonic()
+            if not is_transient_connect_error(exc) or remaining <= 0:
+                raise
+            log.info("database connection failed, retrying in %.2fs: %s", delay, exc)
+            time.sleep(min(delay, remaining))
+            delay = min(delay * 2, 1.0)
 
 
 def build_engine(url: str, config: PoolConfig | None = None) -> Engine:
@@ -34,12 +86,12 @@ def build_engine(url: str, config: PoolConfig | None = None) -> Engine:
     and Neon's pooler may hand the next transaction a server connection that never saw them.
     """
     cfg = config or PoolConfig()
-    return create_engine(
+    engine = create_engine(
         sqlalchemy_url(url),
         pool_size=cfg.size,
         max_overflow=cfg.max_overflow,
         pool_timeout=cfg.timeout_seconds,
-        pool_pre_ping=True,
+        pool_pre_ping=cfg.pre_ping,
         pool_recycle=1800,
         connect_args={
             "connect_timeout": cfg.connect_timeout_seconds,
@@ -47,3 +99,13 @@ def build_engine(url: str, config: PoolConfig | None = None) -> Engine:
             "application_name": "tasks-api",
         },
     )
+
+    @event.listens_for(engine, "do_connect")
+    def _connect_with_retry(
+        dialect: Dialect, _: ConnectionPoolEntry, cargs: tuple[Any, ...], cparams: dict[str, Any]
+    ) -> Any:
+        return retry_connect(
+            lambda: dialect.connect(*cargs, **cparams), cfg.connect_retry_budget_seconds
+        )
+
+    return engine

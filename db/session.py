@@ -4,19 +4,34 @@ This is the only module that knows how identity reaches the database. The first 
 every transaction switches to the runtime role and sets `app.user_id`, both transaction-locally
 (`set_config(..., true)` is `SET LOCAL`) and both as bound parameters, so a pooled connection
 (including one behind PgBouncer or Neon's pooler in transaction mode) never carries one user's
-identity into another request.
+identity into another request. The same round trip sets the transaction's time limits.
+
+It also decides when a failed transaction may run again. A transaction that never reached COMMIT
+left nothing behind, so it is safe to repeat; one that failed during COMMIT may have committed,
+so it is never repeated here (the client decides, ideally with an `Idempotency-Key`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from typing import TypeVar
 
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
 RUNTIME_ROLE = "tasks_app"
+# serialization_failure, deadlock_detected: PostgreSQL rolled the transaction back and says so.
+CONFLICT_SQLSTATES = frozenset({"40001", "40P01"})
 
 _BEGIN_AS = text(
     "SELECT set_config('role', :role, true),"
@@ -26,10 +41,45 @@ _BEGIN_AS = text(
 )
 
 
+class RetryTransaction(Exception):
+    """Raised by a unit of work to be run again from the start, e.g. after losing a race."""
+
+
 @dataclass(frozen=True)
 class TransactionLimits:
     statement_timeout_ms: int = 5000
     idle_in_transaction_timeout_ms: int = 10000
+    # Attempts for a transaction that conflicted (serialization failure, deadlock, lost race).
+    max_attempts: int = 3
+
+
+def _begin(session: Session, user_id: str, limits: TransactionLimits) -> None:
+    """Run the identity statement; on a connection found dead, retry once on a fresh one.
+
+    Nothing of the caller's has run yet, so the retry cannot repeat any work.
+    """
+    params = {
+        "role": RUNTIME_ROLE,
+        "user_id": user_id,
+        "statement_timeout": f"{limits.statement_timeout_ms}ms",
+        "idle_timeout": f"{limits.idle_in_transaction_timeout_ms}ms",
+    }
+    try:
+        session.execute(_BEGIN_AS, params)
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        log.info("pooled connection was dead before the first statement; retrying once")
+        session.rollback()
+        session.execute(_BEGIN_AS, params)
+
+
+def _rollback(session: Session) -> None:
+    """Roll back without letting a second failure (the connection is gone) hide the first."""
+    try:
+        session.rollback()
+    except DBAPIError:
+        log.debug("rollback failed on a broken connection", exc_info=True)
 
 
 @contextmanager
@@ -43,21 +93,28 @@ def rls_transaction(
     """
     lim = limits or TransactionLimits()
     with Session(engine, expire_on_commit=False) as session:
-        session.execute(
-            _BEGIN_AS,
-            {
-                "role": RUNTIME_ROLE,
-                "user_id": user_id,
-                "statement_timeout": f"{lim.statement_timeout_ms}ms",
-                "idle_timeout": f"{lim.idle_in_transaction_timeout_ms}ms",
-            },
-        )
+        _begin(session, user_id, lim)
         try:
             yield session
             session.commit()
         except BaseException:
-            session.rollback()
+            _rollback(session)
             raise
+
+
+def _may_repeat(exc: BaseException, *, reached_commit: bool, disconnects: int) -> bool:
+    if isinstance(exc, RetryTransaction):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    if getattr(exc.orig, "sqlstate", None) in CONFLICT_SQLSTATES:
+        return True  # PostgreSQL reports these only for transactions it rolled back
+    return exc.connection_invalidated and not reached_commit and disconnects == 0
+
+
+def _backoff(attempt: int) -> float:
+    # Jitter spreads out transactions that conflicted with each other; not security-relevant.
+    return random.uniform(0, 0.02 * 2**attempt)  # noqa: S311
 
 
 class Database:
@@ -70,5 +127,43 @@ class Database:
     def transaction(self, user_id: str) -> AbstractContextManager[Session]:
         return rls_transaction(self.engine, user_id, self.limits)
 
+    def run(self, user_id: str, work: Callable[[Session], T]) -> T:
+        """Run `work` in one transaction as `user_id`, repeating it when that is safe.
+
+        Repeated (a bounded number of times): serialization failures and deadlocks, a
+        `RetryTransaction` raised by `work`, and (once) a connection lost before COMMIT was sent.
+        A failure during COMMIT is raised as is: the transaction may have committed.
+        """
+        disconnects = 0
+        for attempt in range(1, self.limits.max_attempts + 1):
+            reached_commit = False
+            try:
+                with Session(self.engine, expire_on_commit=False) as session:
+                    _begin(session, user_id, self.limits)
+                    try:
+                        result = work(session)
+                        reached_commit = True
+                        session.commit()
+                    except BaseException:
+                        _rollback(session)
+                        raise
+                    return result
+            except Exception as exc:
+                last = attempt == self.limits.max_attempts
+                if last or not _may_repeat(
+                    exc, reached_commit=reached_commit, disconnects=disconnects
+                ):
+                    raise
+                if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+                    disconnects += 1
+                log.info("transaction attempt %d failed (%s); retrying", attempt, _reason(exc))
+                time.sleep(_backoff(attempt))
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _reason(exc: BaseException) -> str:
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return str(sqlstate) if sqlstate else type(exc).__name__

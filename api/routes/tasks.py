@@ -20,6 +20,7 @@ from api.conditional import etag_for, if_match_allows
 from api.cursor import CURSOR_PATTERN, decode_cursor, encode_cursor
 from api.deps import CurrentUser, DatabaseDep
 from api.errors import PreconditionFailed, TaskNotFound
+from api.idempotency import IdempotencyKeyHeader, create_once
 from api.openapi import COMMON_STATUSES, problem_responses, success_headers
 from api.routing import TenantRoute
 from api.schemas import (
@@ -186,12 +187,24 @@ def list_tasks(
     },
 )
 def create_task(
-    user_id: UserIdPath, body: TaskCreate, user: CurrentUser, db: DatabaseDep
+    user_id: UserIdPath,
+    body: TaskCreate,
+    user: CurrentUser,
+    db: DatabaseDep,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
-    """Unknown fields (such as `user_id` or `id`) are refused with 422, never ignored."""
-    with db.transaction(user) as session:
+    """Unknown fields (such as `user_id` or `id`) are refused with 422, never ignored.
+
+    With `Idempotency-Key`, a retry of the same request returns the first response.
+    """
+
+    def create(session: Session) -> Response:
         task = tasks.create_task(session, user, **body.model_dump())
-    return _task_response(task, 201, Location=_task_path(user, task.id))
+        return _task_response(task, 201, Location=_task_path(user, task.id))
+
+    if idempotency_key is None:
+        return db.run(user, create)
+    return create_once(db, user, idempotency_key, body, create)
 
 
 @router.get(
