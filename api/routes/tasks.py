@@ -33,8 +33,8 @@ from api.schemas import (
     TaskReplace,
 )
 from db import tasks
-from db.models import USER_ID_MAX, Task
-from db.tasks import Position, SortOrder, StatusFilter
+from db.models import USER_ID_MAX
+from db.tasks import Position, SortOrder, StatusFilter, TaskRecord
 
 router = APIRouter(
     prefix="/api/{user_id}/tasks",
@@ -93,7 +93,7 @@ _TASKS = TypeAdapter(list[TaskPublic])
 JSON = "application/json"
 
 
-def _task_response(task: Task, status_code: int = 200, **headers: str) -> Response:
+def _task_response(task: TaskRecord, status_code: int = 200, **headers: str) -> Response:
     body = _TASK.dump_json(_TASK.validate_python(task, from_attributes=True))
     return Response(
         body, status_code=status_code, media_type=JSON, headers={"ETag": etag_for(body), **headers}
@@ -116,7 +116,7 @@ def _require_match(session: Session, user: str, task_id: uuid.UUID, if_match: st
         raise PreconditionFailed("The task has changed since you read it; fetch it again.")
 
 
-def _next_link(request: Request, sort: SortOrder, page: Sequence[Task]) -> str:
+def _next_link(request: Request, sort: SortOrder, page: Sequence[TaskRecord]) -> str:
     last = page[-1]
     position = Position(key=getattr(last, sort.key), id=last.id)
     params = dict(request.query_params)
