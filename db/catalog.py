@@ -23,7 +23,7 @@ from psycopg import sql
 
 POLICIES_DIR = Path(__file__).resolve().parent.parent / "policies"
 RUNTIME_ROLE = "tasks_app"
-TENANT_TABLES = ("task",)
+TENANT_TABLES = ("task", "idempotency_key")
 ROLES_FILE = "00_roles.sql"
 _SCRATCH_PREFIX = "tasks_policy_scratch"
 

@@ -5,6 +5,9 @@
 --     `updated_at` is set by the table's trigger, not by the caller.
 --   * It inserts only the caller-supplied columns; `id` and the timestamps come from defaults,
 --     so ids cannot be chosen (and so probed) by a client.
+--   * It looks up, records and deletes idempotency keys (idempotency_key.sql), but never
+--     updates one: a recorded response stays as it was sent. Timestamps (and so the expiry)
+--     come from defaults, so a caller cannot make a key live longer than documented.
 --   * No TRUNCATE (which ignores RLS), no REFERENCES, no TRIGGER, no ownership.
 
 GRANT USAGE ON SCHEMA public TO tasks_app;
@@ -13,3 +16,8 @@ REVOKE ALL ON TABLE task FROM tasks_app;
 GRANT SELECT, DELETE ON TABLE task TO tasks_app;
 GRANT INSERT (user_id, title, description, completed) ON TABLE task TO tasks_app;
 GRANT UPDATE (title, description, completed) ON TABLE task TO tasks_app;
+
+REVOKE ALL ON TABLE idempotency_key FROM tasks_app;
+GRANT SELECT, DELETE ON TABLE idempotency_key TO tasks_app;
+GRANT INSERT (user_id, key, request_fingerprint, status_code, response_body, location)
+    ON TABLE idempotency_key TO tasks_app;

@@ -9,7 +9,7 @@ from db.catalog import declared_snapshot, policy_files, snapshot
 
 def test_policy_files_exist_one_per_concern() -> None:
     names = [p.name for p in policy_files()]
-    assert names == ["00_roles.sql", "10_privileges.sql", "task.sql"]
+    assert names == ["00_roles.sql", "10_privileges.sql", "idempotency_key.sql", "task.sql"]
 
 
 def test_each_policy_file_opens_with_its_invariant() -> None:
@@ -31,9 +31,24 @@ def test_snapshot_sees_every_command_policy(owner_conn: psycopg.Connection) -> N
         ("task_insert_own", "INSERT"),
         ("task_update_own", "UPDATE"),
         ("task_delete_own", "DELETE"),
+        ("idempotency_key_select_own", "SELECT"),
+        ("idempotency_key_insert_own", "INSERT"),
+        ("idempotency_key_delete_own", "DELETE"),
     }
     assert all(p[3] == ("tasks_app",) for p in live.policies)
-    assert live.rls_flags == (("task", True, True),)
+    assert live.rls_flags == (("idempotency_key", True, True), ("task", True, True))
+
+
+def test_comparison_covers_the_idempotency_key_table(database_url: str) -> None:
+    with psycopg.connect(database_url) as conn:
+        declared = declared_snapshot(conn)
+        conn.execute("ALTER TABLE idempotency_key NO FORCE ROW LEVEL SECURITY")
+        conn.execute("GRANT UPDATE (response_body) ON idempotency_key TO tasks_app")
+        live = snapshot(conn)
+        conn.rollback()
+    differences = live.differences(declared)
+    assert any("idempotency_key" in line and "rls_flags" in line for line in differences)
+    assert any("response_body" in line and "UPDATE" in line for line in differences)
 
 
 def test_comparison_detects_a_dropped_policy(database_url: str) -> None:
@@ -66,7 +81,9 @@ def test_runtime_role_attributes_are_least_privilege(owner_conn: psycopg.Connect
 
 
 def test_runtime_role_owns_no_tenant_table(owner_conn: psycopg.Connection) -> None:
-    owner = owner_conn.execute(
-        "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = 'task'::regclass"
-    ).fetchone()
-    assert owner is not None and owner[0] != "tasks_app"
+    owners = owner_conn.execute(
+        "SELECT relname, pg_get_userbyid(relowner) FROM pg_class"
+        " WHERE oid IN ('task'::regclass, 'idempotency_key'::regclass)"
+    ).fetchall()
+    assert len(owners) == 2
+    assert all(owner != "tasks_app" for _, owner in owners)
