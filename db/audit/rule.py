@@ -27,6 +27,10 @@ class Severity(StrEnum):
     INFO = "INFO"
 
 
+class AuditUnavailable(Exception):
+    """A rule cannot judge this database (e.g. policies/ is not on disk): an error, not a pass."""
+
+
 @dataclass(frozen=True)
 class Finding:
     rule: str

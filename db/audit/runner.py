@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 from sqlalchemy.engine import make_url
 
-from db.audit.rule import Context, Finding, Rule, Severity
+from db.audit.rule import AuditUnavailable, Context, Finding, Rule, Severity
 from db.audit.rules import RULES
 from db.catalog import RUNTIME_ROLE, tenant_tables
 
@@ -59,7 +59,7 @@ def run_audit(
             try:
                 with conn.transaction(force_rollback=True):
                     findings += rule.check(ctx)
-            except psycopg.Error as exc:
+            except (psycopg.Error, AuditUnavailable) as exc:
                 errors.append(RuleError(rule.id, _first_line(exc)))
     return Report(tuple(findings), tuple(errors))
 

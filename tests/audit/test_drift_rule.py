@@ -6,8 +6,14 @@ tests can break the live side inside their own transaction and still compare.
 
 from __future__ import annotations
 
-import psycopg
+from pathlib import Path
 
+import psycopg
+import pytest
+
+from db import catalog
+from db.audit import run_audit
+from db.audit.rules import BY_ID
 from db.catalog import RoleAttributes, declared_role
 from tests.audit.conftest import assert_fix_repairs, findings_of, only_finding
 
@@ -88,3 +94,13 @@ def test_declared_role_is_read_from_the_roles_file() -> None:
 
 def test_drift_is_quiet_when_the_live_catalog_matches(conn: psycopg.Connection) -> None:
     assert findings_of(conn, "drift") == []
+
+
+def test_drift_is_an_audit_error_when_policies_are_not_on_disk(
+    conn: psycopg.Connection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(catalog, "POLICIES_DIR", tmp_path)
+    report = run_audit(conn, rules=[BY_ID["drift"]])
+    assert report.findings == ()
+    assert [e.rule for e in report.errors] == ["drift"]
+    assert "no policies/*.sql found" in report.errors[0].message

@@ -13,8 +13,9 @@ from typing import Any
 
 import psycopg
 
-from db.audit.rule import Context, Finding, Rule, Severity
+from db.audit.rule import AuditUnavailable, Context, Finding, Rule, Severity
 from db.catalog import (
+    POLICIES_DIR,
     ColumnGrant,
     Drift,
     PolicyRow,
@@ -22,6 +23,7 @@ from db.catalog import (
     RoleAttributes,
     TableGrant,
     declared_snapshot,
+    policy_files,
     snapshot,
 )
 
@@ -132,6 +134,10 @@ def _finding(ctx: Context, drift: Drift) -> Finding:
 
 
 def check(ctx: Context) -> list[Finding]:
+    if not policy_files():
+        # Without the source there is nothing to compare with; reporting every live policy as
+        # undeclared would be false, and silence would be worse.
+        raise AuditUnavailable(f"no policies/*.sql found at {POLICIES_DIR}")
     live = snapshot(ctx.conn, ctx.schema, ctx.tenant_tables, ctx.role)
     try:
         declared = declared_snapshot(ctx.conn, ctx.schema, ctx.tenant_tables, ctx.role)
