@@ -1,9 +1,8 @@
-"""Shared buckets through Redis (the one on 127.0.0.1:6379, or TEST_REDIS_URL), and failing open."""
+"""Shared buckets through Redis (tests/support/redis.py says which one), and failing open."""
 
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 import socket
 import time
@@ -18,18 +17,15 @@ from prometheus_client import Counter
 from api import metrics
 from api.main import create_app
 from tests.conftest import make_settings
+from tests.support.redis import redis_for_tests
 
 Auth = Callable[[str], dict[str, str]]
 
 
-@pytest.fixture(scope="session")
-def redis_url() -> str:
-    url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-    try:
-        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
-    except redis.RedisError as exc:
-        pytest.fail(f"these tests need a Redis at {url} (set TEST_REDIS_URL): {exc}")
-    return url
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    with redis_for_tests() as url:
+        yield url
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ import pytest
 import redis
 
 from api.auth import mint_token
+from tests.support.redis import redis_for_tests
 from tests.support.server import RunningServer, base_env, serve
 
 CAPACITY = 30  # RATE_LIMIT=60/min (1 token/s) with a 30-second burst
@@ -61,10 +62,16 @@ def start(database_url: str, jwt_secret: str, tmp: Path, **env: str) -> Iterator
 
 
 @pytest.fixture(scope="module")
-def redis_prefix() -> Iterator[str]:
+def redis_url() -> Iterator[str]:
+    with redis_for_tests() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def redis_prefix(redis_url: str) -> Iterator[str]:
     prefix = f"tasks-api-test:{secrets.token_hex(6)}:"
     yield prefix
-    store = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+    store = redis.Redis.from_url(redis_url)
     keys = list(store.scan_iter(match=f"{prefix}*"))
     if keys:
         store.delete(*keys)
@@ -72,11 +79,12 @@ def redis_prefix() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def shared_server(
-    database_url: str, jwt_secret: str, redis_prefix: str, tmp_path_factory: pytest.TempPathFactory
+    database_url: str, jwt_secret: str, redis_url: str, redis_prefix: str,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[RunningServer]:
     yield from start(
         database_url, jwt_secret, tmp_path_factory.mktemp("shared"),
-        REDIS_URL="redis://127.0.0.1:6379/0", RATE_LIMIT_REDIS_PREFIX=redis_prefix,
+        REDIS_URL=redis_url, RATE_LIMIT_REDIS_PREFIX=redis_prefix,
     )
 
 
