@@ -40,6 +40,7 @@ def build_database(settings: Settings) -> Database:
             max_overflow=settings.db_pool_max_overflow,
             timeout_seconds=settings.db_pool_timeout_seconds,
             connect_timeout_seconds=settings.db_connect_timeout_seconds,
+            connect_retry_budget_seconds=settings.db_connect_retry_seconds,
             prepared_statements=settings.db_prepared_statements,
         ),
     )

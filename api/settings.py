@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     db_pool_max_overflow: int = Field(default=10, ge=0)
     db_pool_timeout_seconds: float = Field(default=5.0, gt=0)
     db_connect_timeout_seconds: int = Field(default=5, ge=1)
+    # How long a new connection is retried (with backoff) before the request is answered 503,
+    # and how long `serve` waits at startup for a database that is down (e.g. restarting).
+    db_connect_retry_seconds: float = Field(default=2.0, ge=0)
+    db_startup_wait_seconds: float = Field(default=30.0, ge=0)
     db_statement_timeout_ms: int = Field(default=5000, ge=1)
     db_idle_in_transaction_timeout_ms: int = Field(default=10000, ge=1)
     # Off by default: a transaction-mode pooler (PgBouncer < 1.21, Neon) cannot keep them.
