@@ -52,6 +52,28 @@ def resolve_workers(flag: int | None, environ: Mapping[str, str]) -> int:
     return int(environ.get("WEB_CONCURRENCY") or 1)
 
 
+def _wait_for_database(settings: Settings) -> bool:
+    """A database restarting as we start (a deploy, a failover) is waited for, within a budget."""
+    import psycopg
+
+    from db.engine import wait_for_database
+
+    try:
+        wait_for_database(
+            settings.database_url or "",
+            settings.db_startup_wait_seconds,
+            settings.db_connect_timeout_seconds,
+        )
+    except psycopg.OperationalError as exc:
+        print(
+            f"tasks-api: the database did not accept a connection within "
+            f"DB_STARTUP_WAIT_SECONDS={settings.db_startup_wait_seconds:g}: {exc}",
+            file=sys.stderr,
+        )
+        return False
+    return True
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     # Settings first: a refused configuration is one line, before Alembic's import-time logging.
     settings = _settings()
@@ -62,6 +84,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     if settings.local_mode:
         settings = _prepare_local(settings)
+    elif not _wait_for_database(settings):
+        return 2
     elif not is_at_head(settings.database_url or ""):
         print(
             "tasks-api: the database is not migrated to the current schema; "

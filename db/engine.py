@@ -79,6 +79,18 @@ def retry_connect(connect: Callable[[], T], budget_seconds: float) -> T:
             delay = min(delay * 2, 1.0)
 
 
+def wait_for_database(url: str, budget_seconds: float, connect_timeout_seconds: int = 5) -> None:
+    """Return once the database accepts a connection; raise if it did not within the budget."""
+    conninfo = make_url(sqlalchemy_url(url)).set(drivername="postgresql")
+    conn = retry_connect(
+        lambda: psycopg.connect(
+            conninfo.render_as_string(hide_password=False), connect_timeout=connect_timeout_seconds
+        ),
+        budget_seconds,
+    )
+    conn.close()
+
+
 def build_engine(url: str, config: PoolConfig | None = None) -> Engine:
     """A pool that tests connections before use, so one Neon scale-to-zero does not fail a request.
 
