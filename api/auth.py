@@ -88,8 +88,11 @@ class TokenVerifier:
                     "verify_aud": s.jwt_audience is not None,
                 },
             )
+        except jwt.ExpiredSignatureError:
+            # Checked after the signature: only a genuine token learns that it merely expired.
+            raise InvalidToken("the token has expired") from None
         except jwt.PyJWTError:
-            raise InvalidToken("the token is invalid or expired") from None
+            raise InvalidToken("the token is invalid") from None
         self._check_lifetime(claims)
         return _valid_user_id(claims.get(s.jwt_user_claim))
 
