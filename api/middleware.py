@@ -60,7 +60,7 @@ def _unauthorized(detail: str, *, token_sent: bool) -> NotAuthenticated:
 
 def bearer_token(scope: Scope) -> str:
     """The token from the one `Authorization: Bearer` header; tokens elsewhere are ignored."""
-    values = [v for k, v in scope["headers"] if k == b"authorization"]
+    values: list[bytes] = [v for k, v in scope["headers"] if k == b"authorization"]
     if not values:
         raise _unauthorized("Missing bearer token.", token_sent=False)
     if len(values) > 1:

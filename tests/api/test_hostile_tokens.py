@@ -312,8 +312,11 @@ def checkouts(client: TestClient) -> list[int]:
 
 
 def send(client: TestClient, forge: Forge, sent: Sent) -> Any:
-    headers: list[tuple[str, str | bytes]] = [("Authorization", v) for v in sent.authorization]
-    headers += list(sent.headers.items())
+    headers = [
+        (b"authorization", v if isinstance(v, bytes) else v.encode("latin-1"))
+        for v in sent.authorization
+    ]
+    headers += [(k.encode(), v.encode()) for k, v in sent.headers.items()]
     return client.get(f"/api/{forge.user}/tasks", params=sent.params, headers=headers)
 
 
@@ -354,11 +357,12 @@ def test_bearer_scheme_is_case_insensitive(client: TestClient, forge: Forge, sch
 def test_valid_token_reaches_the_database(
     client: TestClient, forge: Forge, checkouts: list[int], signer: str
 ) -> None:
-    token = {
+    signers: dict[str, Callable[[], str]] = {
         "hs256": forge.hs,
         "rs256": lambda: forge.rsa.sign(forge.claims()),
         "eddsa": lambda: forge.ed.sign(forge.claims()),
-    }[signer]()
+    }
+    token = signers[signer]()
     before = checkouts[0]
 
     response = send(client, forge, bearer(token))

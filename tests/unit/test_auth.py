@@ -28,7 +28,7 @@ class RecordingResolver:
 
 
 def settings(**values: Any) -> Settings:
-    return Settings(_env_file=None, jwt_secret=SECRET, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, jwt_secret=SECRET, **values)
 
 
 def test_hmac_token_is_never_checked_against_the_published_keys() -> None:

@@ -301,7 +301,7 @@ def test_redirect_to_a_local_file_is_not_followed(redirect_to_file: str) -> None
 
 
 def _settings(**values: Any) -> Settings:
-    return Settings(_env_file=None, database_url="postgresql://db/x", **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, database_url="postgresql://db/x", **values)
 
 
 def test_jwks_without_an_asymmetric_algorithm_refuses_to_start() -> None:
