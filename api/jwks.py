@@ -14,6 +14,7 @@ the service into a fetch amplifier against the issuer, so:
 
 Fetching blocks, so it never runs on the event loop: the resolver raises `KeyFetchNeeded` and the
 caller (api.middleware.BearerAuthentication) runs the fetch in a worker thread, or at startup.
+Where the bytes come from (a URL or a file) is api.jwks_source's job.
 """
 
 from __future__ import annotations
@@ -23,10 +24,8 @@ import logging
 import math
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import jwt
@@ -34,11 +33,11 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from api.auth import InvalidToken, KeyFetchNeeded
 from api.errors import ServiceUnavailable
-from api.settings import ConfigError, Settings
+from api.jwks_source import Fetch, JwksError, fetch_for
+from api.settings import Settings
 
 log = logging.getLogger(__name__)
 
-MAX_JWKS_BYTES = 1024 * 1024
 MIN_RSA_BITS = 2048
 
 # Which key a token's `alg` may be verified with: (kty, allowed crv values or None for "no crv").
@@ -49,12 +48,6 @@ _KEY_FAMILY: dict[str, tuple[str, frozenset[str] | None]] = {
     "ES512": ("EC", frozenset({"P-521"})),
     "EdDSA": ("OKP", frozenset({"Ed25519", "Ed448"})),
 }
-
-Fetch = Callable[[], bytes]
-
-
-class JwksError(Exception):
-    """The key set could not be fetched or read; the message is for the operator's log."""
 
 
 @dataclass(frozen=True)
@@ -102,70 +95,6 @@ def parse_jwks(document: bytes) -> tuple[PublicKey, ...]:
     if len(keys) < len(data["keys"]):
         log.warning("JWKS: ignored %d unusable key(s)", len(data["keys"]) - len(keys))
     return keys
-
-
-def _http_opener() -> urllib.request.OpenerDirector:
-    """HTTP(S) only, redirects included: a redirect to file:// or ftp:// finds no handler."""
-    opener = urllib.request.OpenerDirector()
-    for handler in (
-        urllib.request.ProxyHandler(),
-        urllib.request.HTTPHandler(),
-        urllib.request.HTTPSHandler(),
-        urllib.request.HTTPRedirectHandler(),
-        urllib.request.HTTPDefaultErrorHandler(),
-        urllib.request.HTTPErrorProcessor(),
-    ):
-        opener.add_handler(handler)
-    return opener
-
-
-def http_fetch(url: str, timeout_seconds: float) -> Fetch:
-    opener = _http_opener()
-
-    def fetch() -> bytes:
-        # urllib's timeout bounds each socket operation; the deadline bounds a slow drip too.
-        deadline = time.monotonic() + timeout_seconds
-        request = urllib.request.Request(  # noqa: S310 (scheme checked: http or https only)
-            url, headers={"Accept": "application/jwk-set+json, application/json"}
-        )
-        body = bytearray()
-        try:
-            with opener.open(request, timeout=timeout_seconds) as response:
-                while chunk := response.read(64 * 1024):
-                    body += chunk
-                    if len(body) > MAX_JWKS_BYTES:
-                        raise JwksError(f"the JWKS is larger than {MAX_JWKS_BYTES} bytes")
-                    if time.monotonic() > deadline:
-                        raise JwksError(f"fetching the JWKS took over {timeout_seconds}s")
-        except (OSError, ValueError) as exc:  # URLError, HTTPError, timeouts, bad responses
-            raise JwksError(f"cannot fetch the JWKS from {url}: {exc}") from None
-        return bytes(body)
-
-    return fetch
-
-
-def file_fetch(path: Path) -> Fetch:
-    def fetch() -> bytes:
-        try:
-            with path.open("rb") as fh:
-                data = fh.read(MAX_JWKS_BYTES + 1)
-        except OSError as exc:
-            raise JwksError(f"cannot read the JWKS file {path}: {exc}") from None
-        if len(data) > MAX_JWKS_BYTES:
-            raise JwksError(f"the JWKS file is larger than {MAX_JWKS_BYTES} bytes")
-        return data
-
-    return fetch
-
-
-def fetch_for(location: str, timeout_seconds: float) -> Fetch:
-    """JWT_JWKS_URL is an http(s):// URL or a file path; anything else is a configuration error."""
-    scheme = location.split("://", 1)[0].lower() if "://" in location else None
-    if scheme in {"http", "https"}:
-        return http_fetch(location, timeout_seconds)
-    if scheme is None:
-        return file_fetch(Path(location).expanduser())
-    raise ConfigError(f"JWT_JWKS_URL must be an http(s):// URL or a file path, not {scheme}://")
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ from jwt.algorithms import RSAAlgorithm
 
 from api.auth import InvalidToken, KeyFetchNeeded
 from api.errors import ServiceUnavailable
-from api.jwks import JwksError, JwksKeys, fetch_for, http_fetch, parse_jwks
+from api.jwks import JwksKeys, parse_jwks
+from api.jwks_source import JwksError, fetch_for, http_fetch
 from api.settings import ConfigError, Settings
 from tests.support.jwks import SigningKey, jwks_of, jwks_server, new_key
 
