@@ -95,9 +95,14 @@ HEADERS: dict[str, dict[str, Any]] = {
         "Path of the created task.",
         {"type": "string", "format": "uri-reference", "maxLength": 2048},
     ),
+    "Idempotent-Replayed": _header(
+        "`true` when this is the recorded response to an earlier request with the same "
+        "`Idempotency-Key` (no new task was created).",
+        {"type": "string", "const": "true"},
+    ),
     "Access-Control-Allow-Origin": _header(
         "Present when the request's `Origin` is one of the configured `CORS_ORIGINS`.",
-        {"type": "string", "format": "uri", "maxLength": 2048},
+        {"type": "string", "pattern": "^(\\*|[A-Za-z][A-Za-z0-9+.-]*://[^/]+)$", "maxLength": 2048},
     ),
     "Link": _header(
         'The next page, as `<url>; rel="next"`; absent on the last page.',

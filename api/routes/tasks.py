@@ -180,7 +180,7 @@ def list_tasks(
     responses={
         201: {
             "description": "The task was created.",
-            **success_headers("Location", "ETag"),
+            **success_headers("Location", "ETag", optional=("Idempotent-Replayed",)),
             "links": _LINKS_FROM_CREATED,
         },
         **problem_responses(400, 413, 415),
