@@ -14,6 +14,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from api import metrics
 from db.session import RetryTransaction
 
 log = logging.getLogger(__name__)
@@ -221,6 +222,7 @@ def install_error_handlers(app: FastAPI, retry_after_seconds: int) -> None:
         )
 
     async def on_database(_: Request, exc: Exception) -> JSONResponse:
+        metrics.record_database_error(exc, unavailable=is_database_unavailable(exc))
         if is_database_unavailable(exc):
             log.warning("database unavailable: %s", type(exc).__name__)
             return render(

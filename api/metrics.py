@@ -25,7 +25,7 @@ from prometheus_client import (
     multiprocess,
 )
 from sqlalchemy import Engine, event
-from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.pool import Pool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -49,9 +49,9 @@ DB_POOL = Gauge(
 )
 DB_ERRORS = Counter(
     "tasks_api_db_errors_total",
-    "Errors raised by the database driver, by SQLSTATE class ('none': no server answer) and "
-    "whether the connection was lost.",
-    ["sqlstate_class", "disconnect"],
+    "Requests that failed on a database error, by outcome (unavailable: 503, error: 500) and "
+    "cause (SQLSTATE class, 'pool_timeout', or 'no_answer' when the server never replied).",
+    ["outcome", "cause"],
 )
 RATE_LIMIT_REJECTIONS = Counter(
     "tasks_api_rate_limit_rejections_total",
@@ -89,24 +89,29 @@ _instrumented: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 
 def instrument_engine(engine: Engine) -> None:
-    """Count driver errors and keep the pool gauges current as connections come and go."""
+    """Keep the pool gauges current as connections come and go, in every worker."""
     if engine in _instrumented:
         return
     _instrumented.add(engine)
 
-    def on_error(context: ExceptionContext) -> None:
-        sqlstate = getattr(context.original_exception, "sqlstate", None)
-        DB_ERRORS.labels(
-            sqlstate_class=sqlstate[:2] if isinstance(sqlstate, str) else "none",
-            disconnect=str(context.is_disconnect).lower(),
-        ).inc()
-
     def on_pool_event(*_: Any) -> None:
         sample_pool(engine.pool)
 
-    event.listen(engine, "handle_error", on_error)
     for name in ("checkout", "checkin", "connect", "close"):
         event.listen(engine.pool, name, on_pool_event)
+
+
+def record_database_error(exc: BaseException, *, unavailable: bool) -> None:
+    """Count one request lost to the database (called where such errors become responses)."""
+    original = getattr(exc, "orig", None) or exc
+    sqlstate = getattr(original, "sqlstate", None)
+    if isinstance(sqlstate, str):
+        cause = sqlstate[:2]
+    elif isinstance(exc, PoolTimeoutError):
+        cause = "pool_timeout"
+    else:
+        cause = "no_answer"
+    DB_ERRORS.labels(outcome="unavailable" if unavailable else "error", cause=cause).inc()
 
 
 def _registry() -> CollectorRegistry:
