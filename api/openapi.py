@@ -72,7 +72,7 @@ class ProblemDetails(BaseModel):
     status: int = Field(ge=400, le=599, json_schema_extra={"format": "int32"})
     detail: str = Field(max_length=1000, description="What went wrong with this request.")
     errors: list[FieldError] = Field(
-        default=None,  # type: ignore[assignment]
+        default_factory=list,
         max_length=MAX_FIELD_ERRORS,
         description=f"On 422: the offending fields (at most {MAX_FIELD_ERRORS}).",
         json_schema_extra=_without_default,
@@ -294,7 +294,7 @@ def published_document() -> dict[str, Any]:
     from api.settings import Settings
 
     settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         database_url="postgresql://openapi@127.0.0.1:1/unused",
         jwt_secret=secrets.token_urlsafe(48),
         jwt_jwks_url=None,
