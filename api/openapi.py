@@ -230,6 +230,22 @@ def _problem_schemas() -> dict[str, Any]:
     return {"ProblemDetails": schema, **definitions}
 
 
+# What holds for every operation, where a client reads first.
+CONVENTIONS = """
+Conventions that hold everywhere:
+
+- Authenticate with `Authorization: Bearer <JWT>`; the token's identity claim is the `user_id`
+  of every path. A path naming another user is 403; another user's task is the same 404 as a
+  missing one.
+- Every response under `/api` carries `RateLimit` and `RateLimit-Policy` (unless rate limiting
+  is off); over the budget the answer is 429 with `Retry-After`.
+- A method a path does not serve is 405 with `Allow`. Responses carry `X-Request-ID` (yours
+  when it matches `[A-Za-z0-9._:-]{1,128}`, else a new one), the id the server logs.
+- Writes to one task honour `If-Match` (412 when it names no current `ETag`). A create may carry
+  an `Idempotency-Key`: a retry with the same key and body returns the first response; the same
+  key with another body is 422.
+"""
+
 TAGS = [
     {"name": "tasks", "description": "The caller's own tasks; nobody else's are reachable."},
     {"name": "health", "description": "Probes for load balancers and orchestrators."},
@@ -250,7 +266,7 @@ def build_document(app: FastAPI) -> dict[str, Any]:
         version=app.version,
         openapi_version="3.1.0",
         summary=app.summary,
-        description=app.description,
+        description=(app.description or "") + CONVENTIONS,
         routes=app.routes,
         tags=TAGS,
         servers=SERVERS,
