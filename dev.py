@@ -28,6 +28,8 @@ STAMP = VENV / ".installed-from"
 TEST_SYSTEM_PACKAGES = [
     ("/usr/sbin/pgbouncer", "pgbouncer"),
     ("/usr/share/postgresql/15/extension/pgtap.control", "postgresql-15-pgtap"),
+    # pg_prove runs the pgTAP suite; only a Recommends of postgresql-15-pgtap, so named here.
+    ("/usr/bin/pg_prove", "libtap-parser-sourcehandler-pgtap-perl"),
 ]
 
 
