@@ -59,7 +59,7 @@ Description = Annotated[
         max_length=DESCRIPTION_MAX,
         pattern=DESCRIPTION_PATTERN,
         description="Free text, up to 10,000 characters.",
-        examples=["Two litres, semi-skimmed"],
+        examples=["Two litres"],
     ),
     AfterValidator(_encodable),
 ]
