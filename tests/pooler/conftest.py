@@ -1,0 +1,15 @@
+"""A real PgBouncer (transaction mode) in front of the session's database, for this package."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.pooler.pgbouncer import Pooler, pgbouncer
+
+
+@pytest.fixture(scope="module")
+def pooler(database_url: str) -> Iterator[Pooler]:
+    with pgbouncer(database_url) as running:
+        yield running
