@@ -369,3 +369,8 @@ def test_valid_token_reaches_the_database(
 
     assert response.status_code == 200, response.text
     assert checkouts[0] > before
+
+
+def test_token_expired_within_the_leeway_is_accepted(client: TestClient, forge: Forge) -> None:
+    token = forge.hs(forge.claims(exp=int(time.time()) - LEEWAY // 2))
+    assert send(client, forge, bearer(token)).status_code == 200
