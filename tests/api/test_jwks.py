@@ -188,7 +188,9 @@ def test_jwks_fetch_does_not_block_the_event_loop(app_client: AppFactory, user: 
             )
         )
         waiting.start()
-        while server.requests < 2:  # the fetch is in flight and held by the server
+        deadline = time.monotonic() + 10
+        while server.requests < 2:  # until the fetch is in flight, held by the server
+            assert time.monotonic() < deadline, "the unknown kid never triggered a fetch"
             time.sleep(0.01)
         health: list[int] = []
         probe = threading.Thread(target=lambda: health.append(client.get("/healthz").status_code))
