@@ -80,6 +80,11 @@ def test_jwks_can_be_a_file_path(app_client: AppFactory, user: str, tmp_path: Pa
         assert list_tasks(client, user, key.sign(claims_for(user))).status_code == 200
 
 
+def test_keys_are_fetched_at_startup_before_any_request(app_client: AppFactory) -> None:
+    with jwks_server(new_key("EdDSA")) as server, app_client(server.url):
+        assert server.requests == 1
+
+
 def test_keys_are_fetched_once_not_per_request(app_client: AppFactory, user: str) -> None:
     key = new_key("EdDSA")
     with jwks_server(key) as server, app_client(server.url) as client:
