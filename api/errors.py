@@ -72,6 +72,10 @@ class PayloadTooLarge(Problem):
     status, slug, title = 413, "payload-too-large", "Content Too Large"
 
 
+class HeadersTooLarge(Problem):
+    status, slug, title = 431, "headers-too-large", "Request Header Fields Too Large"
+
+
 class UnsupportedMediaType(Problem):
     status, slug, title = 415, "unsupported-media-type", "Unsupported Media Type"
 

@@ -13,7 +13,7 @@ from api.auth import TokenVerifier
 from api.errors import install_error_handlers
 from api.jwks import jwks_keys
 from api.metrics import instrument_engine, metrics_endpoint
-from api.middleware import BearerAuthentication, BodySizeLimit, NoStoreForApi
+from api.middleware import BearerAuthentication, BodySizeLimit, HeaderSizeLimit, NoStoreForApi
 from api.observability import RequestObservation, configure_logging
 from api.openapi import install as install_openapi
 from api.ratelimit import RateLimits
@@ -94,6 +94,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         app.add_middleware(UserRateLimit, limiter=limits.limiter, policy=limits.user)
     app.add_middleware(BearerAuthentication, verifier=verifier)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(HeaderSizeLimit, max_bytes=settings.max_header_bytes)
     if limits.address is not None:
         app.add_middleware(AddressRateLimit, limiter=limits.limiter, policy=limits.address)
     app.add_middleware(NoStoreForApi)

@@ -12,10 +12,35 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth import InvalidToken, KeyFetchNeeded, TokenVerifier
-from api.errors import NotAuthenticated, PayloadTooLarge, Problem, render
+from api.errors import HeadersTooLarge, NotAuthenticated, PayloadTooLarge, Problem, render
 
 MAX_AUTHORIZATION_BYTES = 8192
+MAX_HEADER_COUNT = 100
 PROTECTED_PREFIX = "/api/"
+
+
+class HeaderSizeLimit:
+    """431 when the request's headers are too many or too large in total (OWASP API4).
+
+    The server has already read them, but nothing downstream (authentication, logging, the
+    handlers) gets to process or copy them.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = scope["headers"]
+            size = sum(len(name) + len(value) for name, value in headers)
+            if len(headers) > MAX_HEADER_COUNT or size > self.max_bytes:
+                problem = HeadersTooLarge(
+                    f"Send at most {MAX_HEADER_COUNT} headers and {self.max_bytes} bytes of them."
+                )
+                await render(problem)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class BodySizeLimit:

@@ -75,6 +75,8 @@ class Settings(BaseSettings):
     db_prepared_statements: bool = False
 
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    # The HTTP server (uvicorn with httptools) sets no limit of its own on request headers.
+    max_header_bytes: int = Field(default=32 * 1024, ge=16 * 1024)
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
     retry_after_seconds: int = Field(default=2, ge=1)
     log_json: bool = False
