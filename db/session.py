@@ -16,12 +16,16 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
+import psycopg
+from psycopg.pq import TransactionStatus
+from psycopg.rows import namedtuple_row
 from sqlalchemy import Engine, text
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
@@ -39,6 +43,16 @@ _BEGIN_AS = text(
     " set_config('statement_timeout', :statement_timeout, true),"
     " set_config('idle_in_transaction_session_timeout', :idle_timeout, true)"
 )
+# The same statement in the driver's placeholder style, for the pipelined read path.
+_BEGIN_AS_SQL = str(_BEGIN_AS.compile(dialect=PGDialect_psycopg()))  # type: ignore[no-untyped-call]
+
+
+@dataclass(frozen=True)
+class Query:
+    """One read-only statement in the driver's placeholder style (`%(name)s`) and its values."""
+
+    sql: str
+    params: Mapping[str, Any]
 
 
 class RetryTransaction(Exception):
@@ -160,8 +174,65 @@ class Database:
                 time.sleep(_backoff(attempt))
         raise AssertionError("unreachable: the last attempt returns or raises")
 
+    def read(self, user_id: str, query: Query) -> list[Any]:
+        """Run one read-only query as `user_id` in its own transaction; return its rows.
+
+        The hot path for list and get. The transaction is the same as `transaction()`'s (the
+        identity statement first, then the query, then COMMIT) but sent as one psycopg pipeline
+        on the pooled connection: one network round trip instead of four, and no ORM session
+        on the way (docs/performance.md). A read repeats safely, so a pooled connection found
+        dead is replaced once.
+        """
+        identity = _identity_params(user_id, self.limits)
+        for attempt in (1, 2):
+            pooled = self.engine.raw_connection()
+            conn = pooled.driver_connection
+            assert isinstance(conn, psycopg.Connection)
+            try:
+                return _pipelined_read(conn, identity, query)
+            except psycopg.OperationalError:
+                if attempt == 2 or not conn.broken:
+                    raise
+                log.info("pooled connection was dead before the read; retrying once")
+                pooled.invalidate()
+            finally:
+                pooled.close()
+        raise AssertionError("unreachable: the second attempt returns or raises")
+
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _identity_params(user_id: str, limits: TransactionLimits) -> dict[str, str]:
+    return {
+        "role": RUNTIME_ROLE,
+        "user_id": user_id,
+        "statement_timeout": f"{limits.statement_timeout_ms}ms",
+        "idle_timeout": f"{limits.idle_in_transaction_timeout_ms}ms",
+    }
+
+
+def _pipelined_read(
+    conn: psycopg.Connection[Any], identity: Mapping[str, str], query: Query
+) -> list[Any]:
+    """BEGIN, identity, query, COMMIT in one pipeline; the server runs them in order and skips
+    everything after a failed statement, so the query never runs without its identity."""
+    if conn.info.transaction_status != TransactionStatus.IDLE:
+        conn.rollback()  # the identity statement must open the transaction
+    cursor = conn.cursor(row_factory=namedtuple_row)
+    try:
+        with conn.pipeline():
+            conn.execute(_BEGIN_AS_SQL, identity)
+            cursor.execute(query.sql, query.params)
+            conn.commit()
+        return cursor.fetchall()
+    except BaseException:
+        if not conn.closed:
+            try:
+                conn.rollback()
+            except psycopg.Error:
+                log.debug("rollback failed on a broken connection", exc_info=True)
+        raise
 
 
 def _reason(exc: BaseException) -> str:

@@ -11,16 +11,30 @@ and nothing here needs the identity map. The SQL sent is the same.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any, Protocol, cast
 
-from sqlalchemy import ColumnElement, Table, and_, delete, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlmodel import Session
 
 from db.models import Task
+from db.session import Query
 
 TASK: Table = Task.__table__  # type: ignore[attr-defined]
 
@@ -77,38 +91,68 @@ class Position:
     id: uuid.UUID
 
 
-def _after(sort: SortOrder, position: Position) -> ColumnElement[bool]:
+def _after(sort: SortOrder) -> ColumnElement[bool]:
     # The id tie-break runs opposite to the key so that (user_id, created_at DESC, id) serves
     # the default order forwards and `created` backwards.
     key = TASK.c[sort.key]
     task_id = TASK.c.id
+    after_key = bindparam("after_key", type_=key.type)
+    after_id = bindparam("after_id", type_=task_id.type)
     if sort.descending:
-        return or_(key < position.key, and_(key == position.key, task_id > position.id))
-    return or_(key > position.key, and_(key == position.key, task_id < position.id))
+        return or_(key < after_key, and_(key == after_key, task_id > after_id))
+    return or_(key > after_key, and_(key == after_key, task_id < after_id))
 
 
-def list_tasks(
-    session: Session,
+@lru_cache(maxsize=64)
+def _list_sql(status: StatusFilter, sort: SortOrder, paged: bool) -> str:
+    """The list statement for one (status, sort, cursor or not) shape, compiled once."""
+    key = TASK.c[sort.key]
+    query = select(TASK).where(TASK.c.user_id == bindparam("user_id", type_=TASK.c.user_id.type))
+    if status is StatusFilter.pending:
+        query = query.where(TASK.c.completed.is_(False))
+    elif status is StatusFilter.completed:
+        query = query.where(TASK.c.completed.is_(True))
+    if paged:
+        query = query.where(_after(sort))
+    if sort.descending:
+        query = query.order_by(key.desc(), TASK.c.id.asc())
+    else:
+        query = query.order_by(key.asc(), TASK.c.id.desc())
+    return _compiled(query.limit(bindparam("limit", type_=Integer)))
+
+
+def list_query(
     user_id: str,
     *,
     status: StatusFilter,
     sort: SortOrder,
     limit: int,
     after: Position | None = None,
-) -> Sequence[TaskRecord]:
-    key = TASK.c[sort.key]
-    query = select(TASK).where(TASK.c.user_id == user_id)
-    if status is StatusFilter.pending:
-        query = query.where(TASK.c.completed.is_(False))
-    elif status is StatusFilter.completed:
-        query = query.where(TASK.c.completed.is_(True))
+) -> Query:
+    """One page of the caller's tasks, for `Database.read` (rows follow TaskRecord)."""
+    params: dict[str, Any] = {"user_id": user_id, "limit": limit}
     if after is not None:
-        query = query.where(_after(sort, after))
-    if sort.descending:
-        query = query.order_by(key.desc(), TASK.c.id.asc())
-    else:
-        query = query.order_by(key.asc(), TASK.c.id.desc())
-    return cast(Sequence[TaskRecord], session.execute(query.limit(limit)).all())
+        params |= {"after_key": after.key, "after_id": after.id}
+    return Query(_list_sql(status, sort, after is not None), params)
+
+
+_GET_SQL_SHAPE = select(TASK).where(
+    TASK.c.id == bindparam("task_id", type_=TASK.c.id.type),
+    TASK.c.user_id == bindparam("user_id", type_=TASK.c.user_id.type),
+)
+
+
+def get_query(user_id: str, task_id: uuid.UUID) -> Query:
+    """One of the caller's tasks (no row when it is missing or someone else's)."""
+    return Query(_GET_SQL, {"task_id": task_id, "user_id": user_id})
+
+
+def _compiled(statement: Select[Any]) -> str:
+    return str(statement.compile(dialect=_DIALECT))
+
+
+_DIALECT = PGDialect_psycopg()  # type: ignore[no-untyped-call]
+_GET_SQL = _compiled(_GET_SQL_SHAPE)
 
 
 def get_task(

@@ -159,10 +159,8 @@ def list_tasks(
 ) -> Response:
     """Newest first by default. When more tasks follow, `Link` carries the next page's URL."""
     after = decode_cursor(sort, cursor) if cursor else None
-    with db.transaction(user) as session:
-        rows = tasks.list_tasks(
-            session, user, status=status, sort=sort, limit=limit + 1, after=after
-        )
+    query = tasks.list_query(user, status=status, sort=sort, limit=limit + 1, after=after)
+    rows: list[TaskRecord] = db.read(user, query)
     page = rows[:limit]
     body = _TASKS.dump_json(_TASKS.validate_python(page, from_attributes=True))
     response = Response(body, media_type=JSON)
@@ -218,11 +216,10 @@ def get_task(
     user_id: UserIdPath, task_id: TaskIdPath, user: CurrentUser, db: DatabaseDep
 ) -> Response:
     """Another user's task and a missing task are the same 404."""
-    with db.transaction(user) as session:
-        task = tasks.get_task(session, user, task_id)
-    if task is None:
+    found: list[TaskRecord] = db.read(user, tasks.get_query(user, task_id))
+    if not found:
         raise TaskNotFound("No such task.")
-    return _task_response(task)
+    return _task_response(found[0])
 
 
 @router.put(
