@@ -22,8 +22,10 @@ from api.errors import FIELD_MESSAGE_MAX, FIELD_PATH_MAX, MAX_FIELD_ERRORS, PROB
 BEARER_SCHEME = "bearerAuth"
 API_PREFIX = "/api/"
 # Every operation under /api can answer these, whatever its own handler does: the middleware
-# (401, 429), the tenant check (403), path and query validation (422) and the database (503).
-COMMON_STATUSES = (401, 403, 422, 429, 500, 503)
+# (401, 413, 429, 431), the tenant check (403), path and query validation (422) and the
+# database (503). The size limits apply to every path, the probes included (PROBE_STATUSES).
+COMMON_STATUSES = (401, 403, 413, 422, 429, 431, 500, 503)
+PROBE_STATUSES = (413, 431)
 
 
 def _without_default(schema: dict[str, Any]) -> None:
@@ -139,8 +141,9 @@ _DESCRIPTIONS = {
     403: "The path's user is not the token's user.",
     404: "No such task for this user (a missing task and another user's task look the same).",
     412: "`If-Match` did not match the task's current `ETag`; fetch the task again.",
-    413: "The request body is larger than the configured limit.",
+    413: "The request body is larger than the configured limit (`MAX_BODY_BYTES`).",
     415: "The body is not `application/json`.",
+    431: "More than 100 request headers, or more bytes of them than `MAX_HEADER_BYTES`.",
     422: "The request does not match the schema; `errors` names each offending field.",
     429: "The caller's request budget is spent; retry after `Retry-After` seconds.",
     500: "An unexpected fault on the server (a bug, never the caller's input).",

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from api.errors import ServiceUnavailable, render
-from api.openapi import problem_responses
+from api.openapi import PROBE_STATUSES, problem_responses
 from db.migrate import current_revision, head_revision
 
 router = APIRouter(tags=["health"])
@@ -49,7 +49,10 @@ def _json(description: str, schema: dict[str, Any], example: dict[str, str]) -> 
     operation_id="healthz",
     summary="Liveness: the process answers",
     openapi_extra=_PUBLIC,
-    responses={200: _json("The process is alive.", _LIVE, {"status": "ok"})},
+    responses={
+        200: _json("The process is alive.", _LIVE, {"status": "ok"}),
+        **problem_responses(*PROBE_STATUSES),
+    },
 )
 def healthz() -> JSONResponse:
     """Never touches the database: a database outage must not get healthy processes killed."""
@@ -67,7 +70,7 @@ def healthz() -> JSONResponse:
             _READY,
             {"status": "ready", "revision": "0001"},
         ),
-        **problem_responses(503),
+        **problem_responses(*PROBE_STATUSES, 503),
     },
 )
 def readyz(request: Request) -> Response:

@@ -181,7 +181,7 @@ def list_tasks(
             **success_headers("Location", "ETag", optional=("Idempotent-Replayed",)),
             "links": _LINKS_FROM_CREATED,
         },
-        **problem_responses(400, 413, 415),
+        **problem_responses(400, 415),
     },
 )
 def create_task(
@@ -227,7 +227,7 @@ def get_task(
     operation_id="replaceTask",
     summary="Replace a task",
     response_model=TaskPublic,
-    responses={200: _TASK_RESPONSE, **problem_responses(400, 404, 412, 413, 415)},
+    responses={200: _TASK_RESPONSE, **problem_responses(400, 404, 412, 415)},
 )
 def replace_task(
     user_id: UserIdPath,
@@ -251,7 +251,7 @@ def replace_task(
     operation_id="updateTask",
     summary="Change some fields of a task",
     response_model=TaskPublic,
-    responses={200: _TASK_RESPONSE, **problem_responses(400, 404, 412, 413, 415)},
+    responses={200: _TASK_RESPONSE, **problem_responses(400, 404, 412, 415)},
 )
 def update_task(
     user_id: UserIdPath,
