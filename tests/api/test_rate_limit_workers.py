@@ -58,7 +58,17 @@ def start(database_url: str, jwt_secret: str, tmp: Path, **env: str) -> Iterator
     )
     settings.pop("PROMETHEUS_MULTIPROC_DIR", None)
     with serve(settings, tmp / "server.log", "--workers", "2", ready_path="/healthz") as server:
+        wait_for_workers(server, 2)
         yield server
+
+
+def wait_for_workers(server: RunningServer, count: int, timeout: float = 60.0) -> None:
+    """/healthz answering proves one worker is up; a burst needs every worker accepting."""
+    deadline = time.monotonic() + timeout
+    while server.log().count("Application startup complete") < count:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"fewer than {count} workers started:\n{server.log()}")
+        time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")
