@@ -194,6 +194,10 @@ class Load:
         for worker in self._workers:
             worker.join(timeout=30)
 
+    def snapshot(self) -> list[Outcome]:
+        with self._lock:
+            return list(self.outcomes)
+
     def _record(self, outcome: Outcome) -> bool:
         with self._lock:
             self.outcomes.append(outcome)
@@ -281,6 +285,7 @@ class FaultReport:
     unavailable_503: int
     unavailable_503_with_retry_after: int
     seconds_to_recover: float | None
+    seconds_clients_saw_errors: float
     acknowledged_writes: int
     acknowledged_found: int
     ambiguous_writes_retried: int = 0
@@ -292,11 +297,20 @@ class FaultReport:
             f"[fault] {self.fault}: requests={self.requests} statuses={self.histogram} "
             f"500s={self.server_errors_500} 503s={self.unavailable_503} "
             f"(with Retry-After: {self.unavailable_503_with_retry_after}) "
-            f"recovered_in={recover} acknowledged_writes={self.acknowledged_writes} "
+            f"recovered_in={recover} errors_seen_for={self.seconds_clients_saw_errors:.2f}s "
+            f"acknowledged_writes={self.acknowledged_writes} "
             f"found_afterwards={self.acknowledged_found} "
             f"ambiguous_writes_retried_with_key={self.ambiguous_writes_retried} "
             f"duplicates={self.ambiguous_duplicates}"
         )
+
+
+def error_window(outcomes: list[Outcome]) -> float:
+    """Seconds from the first failed request's start to the last failed request's end."""
+    failed = [o for o in outcomes if o.status not in (200, 201)]
+    if not failed:
+        return 0.0
+    return max(o.ended for o in failed) - min(o.started for o in failed)
 
 
 def histogram(outcomes: list[Outcome]) -> dict[str, int]:

@@ -1,7 +1,8 @@
 """Faults under concurrent load against a real `tasks-api serve` and a private PostgreSQL.
 
-For each fault: no 500, every failure a 503 with Retry-After, recovery without a restart of the
-service, and every acknowledged (2xx) write present afterwards. Writes whose outcome the client
+For each fault: no 500, every failure a 503 with Retry-After, recovery as soon as the failed
+part is back (the database: no restart of the service needed), and every acknowledged (2xx)
+write present afterwards. Writes whose outcome the client
 could not know (503 or no answer) are retried with their Idempotency-Key: each ends as exactly
 one task. Each test prints its figures (`[fault] ...`), shown with `pytest -s` or `-rA`.
 """
@@ -29,6 +30,7 @@ from tests.reliability.support import (
     Outcome,
     PrivatePostgres,
     Server,
+    error_window,
     histogram,
     private_postgres,
     recovered_at,
@@ -107,8 +109,7 @@ def under_load(
         deadline = back_at + RECOVERY_BOUND_SECONDS
         while time.monotonic() < deadline:
             time.sleep(0.2)
-            with load._lock:
-                since = recovered_at(list(load.outcomes))
+            since = recovered_at(load.snapshot())
             if since is not None and time.monotonic() - max(since, back_at) >= STEADY_SECONDS:
                 break
     finally:
@@ -128,6 +129,7 @@ def under_load(
             o.status == 503 and (o.retry_after or "").isdigit() for o in outcomes
         ),
         seconds_to_recover=None if since is None else max(0.0, since - back_at),
+        seconds_clients_saw_errors=error_window(outcomes),
         acknowledged_writes=len(acknowledged),
         acknowledged_found=count_existing(service_url, acknowledged),
         ambiguous_writes_retried=retried,
