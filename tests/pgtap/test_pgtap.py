@@ -20,6 +20,7 @@ from typing import NoReturn
 import psycopg
 import pytest
 
+from tests.pgtap.conftest import report
 from tests.support.postgres import throwaway_database
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -108,11 +109,11 @@ def prove(url: str, files: list[str]) -> ProveRun:
 def suite_run(pgtap_admin_url: str) -> Iterator[ProveRun]:
     with throwaway_database(pgtap_admin_url, prefix="tasks_pgtap") as url:
         run = prove(url, SUITE)
-    summary = ", ".join(
-        f"{name}: plan {r.plan}, ok {len(r.passed)}, not ok {len(r.failed)}"
-        for name, r in run.files.items()
-    )
-    print(f"\npgTAP: {summary}")
+    for name, result in run.files.items():
+        report(f"{name}: plan {result.plan}, ok {len(result.passed)}, not ok {len(result.failed)}")
+    total = sum(r.plan or 0 for r in run.files.values())
+    passed = sum(len(r.passed) for r in run.files.values())
+    report(f"files {len(run.files)}, planned {total}, ok {passed}, exit {run.returncode}")
     yield run
 
 
