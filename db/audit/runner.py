@@ -73,7 +73,8 @@ def libpq_url(url: str) -> str:
 
 
 def audit_database(url: str, *, schema: str | None = None, role: str = RUNTIME_ROLE) -> Report:
-    with psycopg.connect(libpq_url(url), connect_timeout=10) as conn:
+    # No server-side prepared statements: the URL may be a transaction-mode pooler (Neon).
+    with psycopg.connect(libpq_url(url), connect_timeout=10, prepare_threshold=None) as conn:
         return run_audit(conn, schema=schema, role=role)
 
 
