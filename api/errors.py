@@ -184,17 +184,16 @@ def is_database_unavailable(exc: BaseException) -> bool:
     """
     if isinstance(exc, PoolTimeoutError | DisconnectionError | RetryTransaction):
         return True
-    if isinstance(exc, DBAPIError):
-        if exc.connection_invalidated:
-            return True
-        exc = exc.orig
-    if not isinstance(exc, psycopg.Error):
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    driver_error = exc.orig if isinstance(exc, DBAPIError) else exc
+    if not isinstance(driver_error, psycopg.Error):
         return False
-    sqlstate = exc.sqlstate
+    sqlstate = driver_error.sqlstate
     if sqlstate is None:
         # No answer from the server: refused, reset, "server closed the connection
         # unexpectedly", timed out, or the connection was already closed.
-        return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
+        return isinstance(driver_error, psycopg.OperationalError | psycopg.InterfaceError)
     return sqlstate in _UNAVAILABLE_SQLSTATES or sqlstate.startswith(
         _UNAVAILABLE_SQLSTATE_PREFIXES
     )
