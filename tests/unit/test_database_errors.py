@@ -13,9 +13,11 @@ from db.session import RetryTransaction
 
 
 def wrapped(orig: Exception, *, invalidated: bool = False) -> DBAPIError:
-    return DBAPIError.instance(
+    error = DBAPIError.instance(
         "SELECT 1", {}, orig, psycopg.Error, connection_invalidated=invalidated
     )
+    assert isinstance(error, DBAPIError)
+    return error
 
 
 UNAVAILABLE = {
