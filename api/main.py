@@ -103,10 +103,15 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             CORSMiddleware,
             allow_origins=list(settings.cors_origins),
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "If-Match"],
+            # Every request header the document declares, so browser clients can send them.
+            allow_headers=[
+                *("Authorization", "Content-Type", "If-Match"),
+                *("Idempotency-Key", "X-Request-ID"),
+            ],
             expose_headers=[
                 *("ETag", "Location", "Link", "Retry-After"),
-                *("RateLimit", "RateLimit-Policy", "X-Request-ID"),
+                *("RateLimit", "RateLimit-Policy", "X-Request-ID", "Idempotent-Replayed"),
+                "WWW-Authenticate",
             ],
         )
     app.add_middleware(RequestObservation, routes=app.router.routes)

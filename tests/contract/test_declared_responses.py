@@ -127,3 +127,46 @@ def test_422_listing_many_unknown_fields_is_as_declared(
     assert response.status_code == 422
     assert_conforms(response, "/api/{user_id}/tasks", "post")
     assert len(response.json()["errors"]) == 100
+
+
+def _declared_headers(kind: str) -> set[str]:
+    names: set[str] = set()
+    for item in DOCUMENT["paths"].values():
+        for operation in item.values():
+            if kind == "request":
+                names |= {p["name"] for p in operation.get("parameters", []) if p["in"] == "header"}
+            else:
+                for response in operation["responses"].values():
+                    names |= set(_resolve(response).get("headers", {}))
+    return names
+
+
+def test_a_browser_may_send_every_declared_request_header(
+    client_with: Callable[..., TestClient], alice: str
+) -> None:
+    origin = "https://app.example.com"
+    wanted = {"Authorization", "Content-Type", *_declared_headers("request")}
+    preflight = client_with(cors_origins=(origin,)).options(
+        f"/api/{alice}/tasks",
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": ", ".join(sorted(wanted)),
+        },
+    )
+    assert preflight.status_code == 200, preflight.text
+    allowed = preflight.headers["access-control-allow-headers"].lower().split(",")
+    assert {h.lower() for h in wanted} <= {h.strip() for h in allowed}
+
+
+def test_a_browser_may_read_every_declared_response_header(
+    client_with: Callable[..., TestClient], alice: str, auth: Callable[[str], dict[str, str]]
+) -> None:
+    origin = "https://app.example.com"
+    response = client_with(cors_origins=(origin,)).get(
+        f"/api/{alice}/tasks", headers={**auth(alice), "Origin": origin}
+    )
+    exposed_list = response.headers["access-control-expose-headers"].lower().split(",")
+    exposed = {h.strip() for h in exposed_list}
+    declared = {h.lower() for h in _declared_headers("response")} - {"access-control-allow-origin"}
+    assert declared <= exposed, declared - exposed
