@@ -126,3 +126,22 @@ def _matching_paren(text: str, open_at: int) -> int:
                 return i
         i += 1
     return len(text) - 1
+
+
+def references_row(tree: str | None) -> bool:
+    """Does the expression look at the row it is judging?
+
+    A column outside any subquery does; so does a column inside a subquery that points one or
+    more levels up (a correlated reference back to the policy's row).
+    """
+    if not tree:
+        return False
+
+    def walk(node: Node, in_subquery: bool) -> bool:
+        if node.kind == "VAR":
+            levels_up = re.search(r":varlevelsup (\d+)", node.text)
+            return not in_subquery or bool(levels_up and int(levels_up.group(1)) > 0)
+        inside = in_subquery or node.kind == "SUBLINK"
+        return any(walk(child, inside) for child in node.children)
+
+    return any(walk(root, False) for root in parse(tree))

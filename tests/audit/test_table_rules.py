@@ -185,3 +185,28 @@ def test_view_without_security_invoker_fires_on_a_materialized_view(
     finding = only_finding(conn, "view_without_security_invoker")
     assert finding.object == "materialized view public.task_copy"
     assert_fix_repairs(conn, finding)
+
+
+def test_policy_always_true_fires_when_or_true_defeats_the_tenant_check(
+    conn: psycopg.Connection,
+) -> None:
+    conn.execute(f"ALTER POLICY task_select_own ON task USING ({OWN} OR true)")
+    finding = only_finding(conn, "policy_always_true")
+    assert "simplifies it to true" in finding.explanation
+    assert_fix_repairs(conn, finding)
+
+
+def test_policy_always_true_fires_on_a_condition_that_never_looks_at_the_row(
+    conn: psycopg.Connection,
+) -> None:
+    conn.execute(
+        "ALTER POLICY task_delete_own ON task"
+        " USING (current_setting('app.user_id', true) IS NOT NULL)"
+    )
+    finding = only_finding(conn, "policy_always_true")
+    assert (finding.object, finding.severity) == (
+        "policy task_delete_own on public.task",
+        Severity.ERROR,
+    )
+    assert "never looks at the row" in finding.explanation
+    assert_fix_repairs(conn, finding)

@@ -1,19 +1,27 @@
-"""policy_always_true: a permissive policy whose USING or WITH CHECK holds for every row.
+"""policy_always_true: a permissive policy whose USING or WITH CHECK does not restrict rows.
 
-Permissive policies are OR-ed together, so one `USING (true)` (or `1 = 1`) opens the whole table
-to the roles it names, whatever the other policies say. Detected from the stored expression
-tree: no column, parameter, function or subquery in it, and PostgreSQL evaluates it to true.
+Permissive policies are OR-ed together, so one `USING (true)` opens the whole table to the roles
+it names, whatever the other policies say. Three ways to get there, all caught:
+* a constant that is true (`true`, `1 = 1`): the stored tree holds no column, function or
+  subquery, and PostgreSQL evaluates it;
+* a condition PostgreSQL's planner folds to true (`user_id = ... OR true`): planned against an
+  empty temporary copy of the table, the scan keeps no filter;
+* a condition that never looks at the row (`current_setting('app.user_id', true) IS NOT NULL`):
+  whenever it holds, every tenant's rows pass.
 """
 
 from __future__ import annotations
 
+import json
+
+import psycopg
 from psycopg import sql
 
-from db.audit.expressions import is_row_independent_constant
+from db.audit.expressions import is_row_independent_constant, references_row
 from db.audit.rule import OWN_ROWS, Context, Finding, Rule, Severity
 
 SQL = """
-SELECT format('%%I.%%I', n.nspname, c.relname) AS table_name,
+SELECT format('%%I.%%I', n.nspname, c.relname) AS table_name, c.relname,
        quote_ident(p.polname) AS policy,
        p.polqual::text, pg_get_expr(p.polqual, p.polrelid),
        p.polwithcheck::text, pg_get_expr(p.polwithcheck, p.polrelid),
@@ -24,40 +32,66 @@ JOIN pg_class c ON c.oid = p.polrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = %(schema)s
   AND p.polpermissive
-ORDER BY 1, 2
+ORDER BY 1, 3
 """
 
+PROBE = "CREATE TEMP TABLE tasks_audit_probe (LIKE {table}) ON COMMIT DROP"
+EXPLAIN = "EXPLAIN (FORMAT JSON, COSTS OFF) SELECT FROM pg_temp.tasks_audit_probe WHERE ({expr})"
 
-def _always_true(ctx: Context, tree: str | None, expression: str | None) -> bool:
-    if expression is None or not is_row_independent_constant(tree):
-        return False
+
+def _constant_true(ctx: Context, expression: str) -> bool:
     # Only constants and operators reach this point: evaluating them runs no user code.
     row = ctx.conn.execute(sql.SQL("SELECT ({}) IS TRUE").format(sql.SQL(expression))).fetchone()
     return bool(row and row[0])
 
 
+def _planner_folds_to_true(ctx: Context, table: str, expression: str) -> bool:
+    """Plan the condition on an empty copy (no RLS, nothing executed): no filter left = true."""
+    try:
+        with ctx.conn.transaction(force_rollback=True):
+            ctx.conn.execute(sql.SQL(PROBE).format(table=sql.SQL(table)))
+            row = ctx.conn.execute(sql.SQL(EXPLAIN).format(expr=sql.SQL(expression))).fetchone()
+    except psycopg.Error:
+        return False  # no TEMP privilege, or an expression that names its table: no verdict
+    plan = (json.loads(row[0]) if isinstance(row[0], str) else row[0])[0]["Plan"] if row else {}
+    return plan.get("Node Type") == "Seq Scan" and not {"Filter", "One-Time Filter"} & set(plan)
+
+
+def _verdict(ctx: Context, table: str, tree: str | None, expression: str | None) -> str | None:
+    if expression is None:
+        return None
+    if is_row_independent_constant(tree):
+        return "is true for every row" if _constant_true(ctx, expression) else None
+    if not references_row(tree):
+        return "never looks at the row: whenever it holds, every tenant's rows pass"
+    if _planner_folds_to_true(ctx, table, expression):
+        return "is true for every row (PostgreSQL simplifies it to true)"
+    return None
+
+
 def check(ctx: Context) -> list[Finding]:
     findings = []
-    for table, policy, qual_tree, qual, check_tree, with_check, has_user_id in ctx.rows(SQL):
+    for table, name, policy, qual_tree, qual, check_tree, with_check, has_user_id in ctx.rows(SQL):
         for clause, tree, expression in (
             ("USING", qual_tree, qual),
             ("WITH CHECK", check_tree, with_check),
         ):
-            if not _always_true(ctx, tree, expression):
+            verdict = _verdict(ctx, table, tree, expression)
+            if verdict is None:
                 continue
-            fix = (
-                f"ALTER POLICY {policy} ON {table} {clause} ({OWN_ROWS});"
-                if has_user_id
-                else f"DROP POLICY {policy} ON {table};"
-            )
+            constant = verdict.startswith("is true")
             findings.append(
                 Finding(
                     rule=RULE.id,
-                    severity=Severity.ERROR,
+                    severity=Severity.ERROR
+                    if constant or name in ctx.tenant_tables
+                    else Severity.WARN,
                     object=f"policy {policy} on {table}",
-                    explanation=f"permissive policy with {clause} ({expression}) is true for "
-                    "every row: it opens the table to every tenant",
-                    fix=fix,
+                    explanation=f"permissive policy with {clause} ({expression}) {verdict}: "
+                    "it opens the table across tenants",
+                    fix=f"ALTER POLICY {policy} ON {table} {clause} ({OWN_ROWS});"
+                    if has_user_id
+                    else f"DROP POLICY {policy} ON {table};",
                 )
             )
     return findings
