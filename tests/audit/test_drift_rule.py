@@ -104,3 +104,14 @@ def test_drift_is_an_audit_error_when_policies_are_not_on_disk(
     assert report.findings == ()
     assert [e.rule for e in report.errors] == ["drift"]
     assert "no policies/*.sql found" in report.errors[0].message
+
+
+def test_a_role_that_cannot_create_the_scratch_schema_gets_an_error_not_a_verdict(
+    private_conn: psycopg.Connection,
+) -> None:
+    private_conn.execute("CREATE ROLE catalog_reader NOLOGIN")
+    private_conn.execute("SET LOCAL ROLE catalog_reader")
+    report = run_audit(private_conn)
+    assert report.findings == ()
+    assert [e.rule for e in report.errors] == ["drift"]
+    assert "permission denied" in report.errors[0].message
