@@ -11,12 +11,14 @@ import secrets
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
+import httpx2
 import psycopg
 import pytest
 
 from tests.support.postgres import throwaway_database
-from tests.support.server import TASKS_API, base_env, free_port
+from tests.support.server import TASKS_API, base_env, free_port, serve
 
 
 def serve_once(database_url: str, *, secret: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -148,3 +150,13 @@ def test_serve_refuses_an_unmigrated_database_naming_the_command(private_admin_u
     assert result.returncode != 0
     assert "run `tasks-api migrate` first" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_serve_starts_despite_a_warning_and_logs_it(broken_db: str, tmp_path: Path) -> None:
+    break_it(broken_db, "DROP INDEX task_user_created_idx")
+    env = base_env(DATABASE_URL=broken_db, JWT_SECRET=secrets.token_urlsafe(48), RATE_LIMIT="off")
+    with serve(env, tmp_path / "serve.log") as server:
+        assert httpx2.get(f"{server.base_url}/readyz").status_code == 200
+        log = server.log()
+    assert "self-audit: policy_column_unindexed: public.task.user_id:" in log
+    assert "refusing to start" not in log
