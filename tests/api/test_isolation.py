@@ -8,12 +8,15 @@ protection-removal runner (tests/mutation/) can run it with a layer taken away.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+
+from api.main import create_app
+from tests.conftest import make_settings
 
 Auth = Callable[[str], dict[str, str]]
 
@@ -71,6 +74,15 @@ def call(
 
 
 class TestTwoUsersStayApart:
+    @pytest.fixture(scope="class")
+    @classmethod
+    def client(cls, database_url: str, jwt_secret: str) -> Iterator[TestClient]:
+        """One app for the class (users differ per test): keeps the suite, and each protection
+        removal pass over it, quick."""
+        settings = make_settings(database_url, jwt_secret)
+        with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
+            yield test_client
+
     @pytest.fixture
     def tenants(self, client: TestClient, auth: Auth, alice: str, bob: str) -> Tenants:
         tasks: dict[str, dict[str, dict[str, Any]]] = {alice: {}, bob: {}}

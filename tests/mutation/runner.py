@@ -19,11 +19,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.mutation.plugin import REPORT_ENV, SWEEP_ENV
-from tests.mutation.protections import FILTER_SUITE, SQL_SUITE
+from tests.mutation.plugin import REPORT_ENV, SHARD_ENV, SWEEP_ENV
+from tests.mutation.protections import FILTER_SUITE, PROTECTIONS, SQL_SUITE
 
 ROOT = Path(__file__).resolve().parents[2]
 LAYERS = {"rls": SQL_SUITE, "filter": FILTER_SUITE}
+# (layer, shard): the database layer has the most removals and the cheapest passes.
+SWEEPS = (("rls", "0/2"), ("rls", "1/2"), ("filter", "0/1"))
 
 
 @dataclass(frozen=True)
@@ -35,13 +37,14 @@ class Outcome:
     predicates_removed: int | None
 
 
-def sweep(admin_url: str, layer: str) -> list[Outcome]:
+def sweep(admin_url: str, layer: str, shard: str = "0/1") -> list[Outcome]:
     with tempfile.TemporaryDirectory(prefix="tasks-protections-") as tmp:
         report = Path(tmp) / "passes.json"
         env = {
             **os.environ,
             "TEST_DATABASE_URL": admin_url,
             SWEEP_ENV: layer,
+            SHARD_ENV: shard,
             REPORT_ENV: str(report),
         }
         completed = subprocess.run(
@@ -75,9 +78,16 @@ def sweep(admin_url: str, layer: str) -> list[Outcome]:
 
 
 def run_all(admin_url: str) -> list[Outcome]:
-    with ThreadPoolExecutor(max_workers=len(LAYERS)) as pool:
-        sweeps = [pool.submit(sweep, admin_url, layer) for layer in LAYERS]
-        return [outcome for future in sweeps for outcome in future.result()]
+    """Baselines first, then removals in PROTECTIONS order."""
+    with ThreadPoolExecutor(max_workers=len(SWEEPS)) as pool:
+        sweeps = [pool.submit(sweep, admin_url, layer, shard) for layer, shard in SWEEPS]
+        outcomes = [outcome for future in sweeps for outcome in future.result()]
+    order = {p.name: n for n, p in enumerate(PROTECTIONS)}
+    baselines = [o for o in outcomes if o.removed is None]
+    removals = sorted(
+        (o for o in outcomes if o.removed is not None), key=lambda o: order[o.removed or ""]
+    )
+    return baselines + removals
 
 
 def table(outcomes: list[Outcome]) -> str:
