@@ -46,11 +46,11 @@ class Tenants:
         return next(iter(self.tasks[user].values()))
 
 
-def listed_ids(client: TestClient, auth: Auth, user: str, **params: object) -> list[str]:
+def listed_ids(client: TestClient, auth: Auth, user: str, **params: str | int) -> list[str]:
     """Every task id the list route returns for `user`, following `Link: rel="next"`."""
     ids: list[str] = []
     url: str | None = f"/api/{user}/tasks"
-    query: dict[str, object] | None = params
+    query: dict[str, str | int] | None = params
     while url is not None:
         response = client.get(url, params=query, headers=auth(user))
         assert response.status_code == 200, response.text

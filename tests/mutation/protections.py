@@ -142,14 +142,16 @@ class FilterRemoval:
                 result = original_function(*args, **kwargs)
             finally:
                 _stripping.reset(token)
-            if dataclasses.is_dataclass(result) and isinstance(getattr(result, "sql", None), str):
-                result = dataclasses.replace(result, sql=removal.strip(result.sql))  # type: ignore[type-var]
+            sql = getattr(result, "sql", None)
+            if isinstance(sql, str) and dataclasses.is_dataclass(result):
+                # A statement built now, run later (the pipelined read path): strip it here.
+                result = dataclasses.replace(result, sql=removal.strip(sql))  # type: ignore[type-var]
             return result
 
-        psycopg.Cursor.execute = execute  # type: ignore[method-assign]
+        setattr(psycopg.Cursor, "execute", execute)  # noqa: B010 (patching a method on purpose)
         setattr(module, self.function, unfiltered)
         try:
             yield
         finally:
             setattr(module, self.function, original_function)
-            psycopg.Cursor.execute = original_execute  # type: ignore[method-assign]
+            setattr(psycopg.Cursor, "execute", original_execute)  # noqa: B010
