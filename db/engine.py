@@ -1,8 +1,9 @@
 """Engine construction: one bounded pool per process, safe behind a transaction-mode pooler.
 
-Also where connection trouble is absorbed before a request sees it: a stale pooled connection is
-replaced on checkout (pre-ping), and a new connection is retried with backoff for a short budget,
-so a database restart or a Neon compute waking up costs latency, not an error.
+Also where connection trouble is absorbed before a request sees it: a new connection is retried
+with backoff for a short budget (and a stale pooled one is replaced by the unit of work, or on
+checkout when pre-ping is asked for), so a database restart or a Neon compute waking up costs
+latency, not an error.
 """
 
 from __future__ import annotations
@@ -51,7 +52,11 @@ class PoolConfig:
     connect_timeout_seconds: int = 5
     # Total time spent retrying a refused or dropped connection attempt before giving up.
     connect_retry_budget_seconds: float = 2.0
-    pre_ping: bool = True
+    # Off: both units of work replace a pooled connection found dead at their first statement
+    # (db/session.py), which a read or an unstarted transaction can repeat safely. A pre-ping
+    # costs two round trips per request (psycopg opens a transaction for its SELECT 1) and
+    # would put that SELECT ahead of the identity statement.
+    pre_ping: bool = False
     prepared_statements: bool = False
 
 
@@ -92,7 +97,8 @@ def wait_for_database(url: str, budget_seconds: float, connect_timeout_seconds: 
 
 
 def build_engine(url: str, config: PoolConfig | None = None) -> Engine:
-    """A pool that tests connections before use, so one Neon scale-to-zero does not fail a request.
+    """A bounded pool whose dead connections are replaced, so one Neon scale-to-zero does not
+    fail a request.
 
     Prepared statements are off unless asked for: PgBouncer in transaction mode (before 1.21)
     and Neon's pooler may hand the next transaction a server connection that never saw them.
