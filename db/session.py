@@ -190,11 +190,14 @@ class Database:
             assert isinstance(conn, psycopg.Connection)
             try:
                 return _pipelined_read(conn, identity, query)
-            except psycopg.OperationalError:
+            except psycopg.OperationalError as exc:
                 if attempt == 2 or not conn.broken:
                     raise
                 log.info("pooled connection was dead before the read; retrying once")
-                pooled.invalidate()
+                # What killed this connection (a restart, a Neon scale-to-zero) killed every
+                # connection pooled before it: have the pool replace them all on checkout, as
+                # SQLAlchemy does for disconnects it sees itself, so the retry gets a live one.
+                self.engine.pool._invalidate(pooled, exc)
             finally:
                 pooled.close()
         raise AssertionError("unreachable: the second attempt returns or raises")
