@@ -31,6 +31,7 @@ import json
 import os
 import re
 import uuid
+from collections.abc import MutableMapping
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -67,16 +68,23 @@ def _peer() -> tuple[str, str]:
     return _env("FUZZ_PEER_USER"), _env("FUZZ_PEER_TOKEN")
 
 
-def _operation_id(case: schemathesis.Case) -> str | None:
-    return case.operation.definition.raw.get("operationId")
+def _operation_id(case: schemathesis.Case[Any]) -> str | None:
+    value = case.operation.definition.raw.get("operationId")
+    return value if isinstance(value, str) else None
+
+
+def _url(response: schemathesis.Response) -> str:
+    url = response.request.url
+    assert isinstance(url, str)
+    return url
 
 
 def _origin(response: schemathesis.Response) -> str:
-    parts = urlsplit(response.request.url)
+    parts = urlsplit(_url(response))
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def _is_owner_request(case: schemathesis.Case) -> bool:
+def _is_owner_request(case: schemathesis.Case[Any]) -> bool:
     owner, _ = _owner()
     return (case.path_parameters or {}).get("user_id") == owner
 
@@ -87,7 +95,7 @@ def _client(response: schemathesis.Response, token: str) -> httpx2.Client:
     )
 
 
-def _body_bytes(case: schemathesis.Case) -> bytes | None:
+def _body_bytes(case: schemathesis.Case[Any]) -> bytes | None:
     if case.body is None or isinstance(case.body, NotSet):
         return None
     return json.dumps(case.body).encode()
@@ -105,16 +113,16 @@ def key_for(key: str) -> str:
 
 
 @schemathesis.hook
-def before_call(context: Any, case: schemathesis.Case, kwargs: dict[str, Any]) -> None:
-    headers = case.headers or {}
-    key = headers.get("Idempotency-Key")
-    if isinstance(key, str) and _operation_id(case) == "createTask":
+def before_call(context: Any, case: schemathesis.Case[Any], kwargs: dict[str, Any]) -> None:
+    headers: MutableMapping[str, Any] | None = case.headers
+    key = headers.get("Idempotency-Key") if headers else None
+    if headers and isinstance(key, str) and _operation_id(case) == "createTask":
         headers["Idempotency-Key"] = key_for(key)
 
 
 @schemathesis.check
 def foreign_task_is_a_missing_task(
-    ctx: Any, response: schemathesis.Response, case: schemathesis.Case
+    ctx: Any, response: schemathesis.Response, case: schemathesis.Case[Any]
 ) -> bool | None:
     operation = _operation_id(case)
     if operation not in _TASK_OPERATIONS or not 200 <= response.status_code < 300:
@@ -124,9 +132,9 @@ def foreign_task_is_a_missing_task(
     task_id = str(case.path_parameters["task_id"])
     owner, owner_token = _owner()
     peer, peer_token = _peer()
-    suffix = urlsplit(response.request.url).path.split(f"/tasks/{task_id}", 1)[1]
-    headers = {
-        k: v
+    suffix = urlsplit(_url(response)).path.split(f"/tasks/{task_id}", 1)[1]
+    headers: dict[str, str] = {
+        k: str(v)
         for k, v in (case.headers or {}).items()
         if k.lower() not in {"authorization", "content-length"}
     }
@@ -161,7 +169,7 @@ def foreign_task_is_a_missing_task(
 
 @schemathesis.check
 def peer_never_lists_owner_tasks(
-    ctx: Any, response: schemathesis.Response, case: schemathesis.Case
+    ctx: Any, response: schemathesis.Response, case: schemathesis.Case[Any]
 ) -> bool | None:
     if _operation_id(case) != "listTasks" or response.status_code != 200:
         return None
@@ -184,7 +192,7 @@ def peer_never_lists_owner_tasks(
 
 @schemathesis.check
 def precondition_failed_only_with_if_match(
-    ctx: Any, response: schemathesis.Response, case: schemathesis.Case
+    ctx: Any, response: schemathesis.Response, case: schemathesis.Case[Any]
 ) -> bool | None:
     if response.status_code != 412:
         return None

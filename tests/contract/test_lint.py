@@ -13,7 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-import yaml
+import yaml  # type: ignore[import-untyped, unused-ignore]
 
 from tests.contract.conftest import report
 from tests.contract.node_tools import NODE_DIR, bin_path, ensure_installed, node_env

@@ -19,7 +19,8 @@ METHODS = {"get", "put", "post", "delete", "patch"}
 
 @pytest.fixture(scope="module")
 def document() -> dict[str, Any]:
-    return json.loads(COMMITTED.read_text())
+    loaded: dict[str, Any] = json.loads(COMMITTED.read_text())
+    return loaded
 
 
 def _operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:

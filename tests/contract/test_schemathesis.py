@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx2
 import pytest
@@ -58,7 +59,9 @@ def owner_task(
     return owner, created.json()["id"]
 
 
-def _owner_read(base_url: str, owner: Identity, task_id: str) -> tuple[schemathesis.Case, object]:
+def _owner_read(
+    base_url: str, owner: Identity, task_id: str
+) -> tuple[schemathesis.Case[Any], schemathesis.Response]:
     document = schemathesis.openapi.from_url(f"{base_url}/openapi.json")
     operation = document["/api/{user_id}/tasks/{task_id}"]["GET"]
     case = operation.Case(path_parameters={"user_id": owner.user_id, "task_id": task_id})
