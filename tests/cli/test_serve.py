@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import secrets
+import shutil
 import stat
 import subprocess
+import tempfile
 from pathlib import Path
 
 import httpx2
@@ -68,7 +70,9 @@ def test_short_secret_is_refused_with_a_clear_message(database_url: str) -> None
 
 
 def test_bare_machine_serves_on_embedded_postgres_with_a_generated_secret(tmp_path: Path) -> None:
-    data_dir = tmp_path / "data"
+    # Not under tmp_path: PostgreSQL runs as another OS user when we are root, and pytest keeps
+    # its temporary tree private (0700) to root.
+    data_dir = Path(tempfile.mkdtemp(prefix="tasks-api-local-")) / "data"
     env = base_env(TASKS_DATA_DIR=str(data_dir), RATE_LIMIT="off")
     with serve(env, tmp_path / "serve.log", timeout=120) as server:
         token = run_cli(env, "token", "dave").stdout.strip()
@@ -79,6 +83,7 @@ def test_bare_machine_serves_on_embedded_postgres_with_a_generated_secret(tmp_pa
     assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
     assert "generated a random development secret" in log
     assert secret_file.read_text().strip() not in log
+    shutil.rmtree(data_dir.parent, ignore_errors=True)
 
 
 def test_token_refuses_without_a_secret_for_a_deployed_database(database_url: str) -> None:
