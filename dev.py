@@ -30,6 +30,8 @@ TEST_SYSTEM_PACKAGES = [
     ("/usr/share/postgresql/15/extension/pgtap.control", "postgresql-15-pgtap"),
     # pg_prove runs the pgTAP suite; only a Recommends of postgresql-15-pgtap, so named here.
     ("/usr/bin/pg_prove", "libtap-parser-sourcehandler-pgtap-perl"),
+    # Shared rate-limit buckets; the tests start a private server when none answers on :6379.
+    ("/usr/bin/redis-server", "redis-server"),
 ]
 
 
