@@ -77,6 +77,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # The service exports its own Prometheus metrics (api/metrics.py). FastAPI's built-in
+        # OpenTelemetry hooks looked up the global OTel providers on every request (~5% of a
+        # request's CPU under py-spy, docs/performance.md) to find none configured.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.settings = settings
     app.state.database = database
