@@ -191,7 +191,7 @@ class Database:
             try:
                 return _pipelined_read(conn, identity, query)
             except psycopg.OperationalError as exc:
-                if attempt == 2 or not conn.broken:
+                if attempt == 2 or not _connection_lost(conn, exc):
                     raise
                 log.info("pooled connection was dead before the read; retrying once")
                 # What killed this connection (a restart, a Neon scale-to-zero) killed every
@@ -204,6 +204,20 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _connection_lost(conn: psycopg.Connection[Any], exc: BaseException) -> bool:
+    """The connection, not the query, failed: closed, broken, or ended by the server (08, 57P*).
+
+    A server shutdown in the middle of a pipeline surfaces as "cannot exit pipeline mode while
+    busy" on a connection not yet marked broken; the shutdown is in the exception's context.
+    """
+    if conn.broken or conn.closed:
+        return True
+    return any(
+        isinstance(cause, psycopg.Error) and (cause.sqlstate or "").startswith(("08", "57P"))
+        for cause in (exc, exc.__context__, exc.__cause__)
+    )
 
 
 def _identity_params(user_id: str, limits: TransactionLimits) -> dict[str, str]:

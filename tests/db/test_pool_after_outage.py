@@ -4,7 +4,9 @@ connection per failed request."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 
 import psycopg
@@ -48,3 +50,33 @@ def test_the_first_read_after_all_connections_died_succeeds(
 ) -> None:
     for _ in range(POOL_SIZE):
         assert db_with_dead_pool.read(alice, WHO_AM_I)
+
+
+def test_a_read_cut_off_mid_query_by_an_administrator_is_repeated(
+    database_url: str, owner_conn: psycopg.Connection, alice: str
+) -> None:
+    db = Database(build_engine(database_url, PoolConfig(size=2, max_overflow=0)))
+    slow = Query("SELECT pg_backend_pid() AS pid, pg_sleep(0.3) AS slept", {})
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            reading = pool.submit(db.read, alice, slow)
+            victim = wait_for_active_sleep(owner_conn)
+            owner_conn.execute("SELECT pg_terminate_backend(%s, 5000)", (victim,))
+            (row,) = reading.result(timeout=30)
+    finally:
+        db.dispose()
+    assert row.pid != victim
+
+
+def wait_for_active_sleep(conn: psycopg.Connection) -> int:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        row = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " AND application_name = 'tasks-api' AND state = 'active'"
+            " AND query LIKE '%pg_sleep(0.3)%'"
+        ).fetchone()
+        if row:
+            return int(row[0])
+        time.sleep(0.01)
+    raise AssertionError("the read never started")
