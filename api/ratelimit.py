@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from api import metrics
@@ -155,7 +157,9 @@ class RedisBuckets:
             url,
             socket_timeout=timeout_seconds,
             socket_connect_timeout=timeout_seconds,
-            retry_on_timeout=False,
+            # One attempt: redis-py would otherwise retry with backoff while the request waits;
+            # the limiter's own pause (RATE_LIMIT_REDIS_RETRY_SECONDS) is the retry policy.
+            retry=Retry(NoBackoff(), 0),
         )
         self._script = self._redis.register_script(TAKE_SCRIPT)
         self._prefix = prefix

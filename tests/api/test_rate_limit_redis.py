@@ -96,6 +96,19 @@ def test_a_request_is_served_when_redis_is_unreachable(
     assert response.headers["RateLimit-Policy"] == '"per-user";q=200;w=2'
 
 
+def test_a_redis_that_accepts_but_never_answers_fails_open(
+    app_client: Callable[..., TestClient], auth: Auth, alice: str
+) -> None:
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel completes the handshakes; nobody ever replies
+        client = app_client(rate_limit="100/s", rate_limit_redis_timeout_seconds=0.2,
+                            redis_url=f"redis://127.0.0.1:{silent.getsockname()[1]}/0")
+        statuses = [client.get(f"/api/{alice}/tasks", headers=auth(alice)).status_code
+                    for _ in range(3)]
+    assert statuses == [200, 200, 200]
+
+
 def test_an_unreachable_redis_still_limits_per_process(
     app_client: Callable[..., TestClient], auth: Auth, alice: str
 ) -> None:
