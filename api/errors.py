@@ -227,7 +227,14 @@ def install_error_handlers(app: FastAPI, retry_after_seconds: int) -> None:
     async def on_database(_: Request, exc: Exception) -> JSONResponse:
         metrics.record_database_error(exc, unavailable=is_database_unavailable(exc))
         if is_database_unavailable(exc):
-            log.warning("database unavailable: %s", type(exc).__name__)
+            cause = getattr(exc, "orig", None) or exc
+            # The driver's first line says which trouble it was ("server closed the connection
+            # unexpectedly", "terminating connection due to administrator command", ...).
+            log.warning(
+                "database unavailable: %s: %s",
+                type(cause).__name__,
+                str(cause).strip().splitlines()[0][:200] if str(cause).strip() else "",
+            )
             return render(
                 ServiceUnavailable(
                     "The database is temporarily unavailable; retry shortly.",
