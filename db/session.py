@@ -72,12 +72,7 @@ def _begin(session: Session, user_id: str, limits: TransactionLimits) -> None:
 
     Nothing of the caller's has run yet, so the retry cannot repeat any work.
     """
-    params = {
-        "role": RUNTIME_ROLE,
-        "user_id": user_id,
-        "statement_timeout": f"{limits.statement_timeout_ms}ms",
-        "idle_timeout": f"{limits.idle_in_transaction_timeout_ms}ms",
-    }
+    params = _identity_params(user_id, limits)
     try:
         session.execute(_BEGIN_AS, params)
     except DBAPIError as exc:
