@@ -17,6 +17,8 @@ def ratio(run: Result, floors: dict[str, Result]) -> float | None:
 def table(results: Result) -> str:
     floors: dict[str, Result] = results["floors"]
     lines = ["floor: pgbench -M prepared, 8 clients, the service's own transactions"]
+    if "load_average" in results:
+        lines[0] += f" (1-min load average at start {results['load_average']:.1f})"
     lines += [
         f"  {op:<7} {f['tps']:>9.0f} tx/s   mean {f['latency_ms']:.2f} ms   failed {f['failed']}"
         for op, f in floors.items()
@@ -24,7 +26,8 @@ def table(results: Result) -> str:
     lines.append("")
     header = (
         f"{'workers':>7} {'op':<7} {'limiter':<8} {'conns':>5} {'req/s':>8} {'p50 ms':>7} "
-        f"{'p99 ms':>7} {'errors':>6} {'of floor':>8} {'RSS/worker MB':>14}"
+        f"{'p99 ms':>7} {'errors':>6} {'of floor':>8} {'RSS/worker MB':>14} {'CPU ms/req':>10} "
+        f"{'load':>5}"
     )
     lines += [header, "-" * len(header)]
     for run in results["runs"]:
@@ -33,7 +36,9 @@ def table(results: Result) -> str:
         lines.append(
             f"{run['workers']:>7} {run['op']:<7} {run['rate_limit']:<8} {run['connections']:>5} "
             f"{run['rps']:>8.0f} {run['p50_ms']:>7.1f} {run['p99_ms']:>7.1f} "
-            f"{run['errors']:>6} {(f'{share:.1%}' if share is not None else '-'):>8} {rss:>14}"
+            f"{run['errors']:>6} {(f'{share:.1%}' if share is not None else '-'):>8} {rss:>14} "
+            f"{run.get('cpu_ms_per_request', float('nan')):>10.2f} "
+            f"{run.get('load_average', float('nan')):>5.1f}"
         )
     return "\n".join(lines)
 

@@ -163,6 +163,7 @@ def _measure(
         and conns == min(args.connections)
         and service.workers == max(args.workers)
     )
+    cpu_before = service.cpu_seconds()
     with service.peak_rss() as rss, _profiled(service, args, op, profiling):
         load = run_wrk(
             service.base_url,
@@ -172,11 +173,15 @@ def _measure(
             seconds=args.duration,
             tasks_per_user=args.tasks_per_user,
         )
+    cpu_ms = (service.cpu_seconds() - cpu_before) * 1000 / max(1, load.requests)
     run = {"op": op, "workers": service.workers, "connections": conns, "rate_limit": limit}
     run |= asdict(load) | {"errors": load.errors, "rss_mb": [round(mb, 1) for mb in rss]}
+    # CPU per request moves far less than req/s when other work shares the machine.
+    run |= {"cpu_ms_per_request": round(cpu_ms, 3), "load_average": os.getloadavg()[0]}
     line = (
         f"  {op:<6} w={service.workers} c={conns:<3} limiter={limit:<8} {load.rps:8.0f} req/s"
         f"  p50 {load.p50_ms:6.1f} ms  p99 {load.p99_ms:6.1f} ms  errors {load.errors}"
+        f"  cpu {cpu_ms:.2f} ms/req  load {run['load_average']:.1f}"
     )
     print(line, flush=True)
     return run
@@ -201,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     with admin_url(args) as admin, bench_database(admin, dataset) as url:
         results["machine"] = _machine(url, args.source)
+        results["load_average"] = os.getloadavg()[0]
         print(f"bench: database seeded ({dataset.users} users x {dataset.tasks_per_user} tasks)")
         for op in args.ops:
             floor = measure_floor(url, op, dataset, seconds=args.floor_duration)

@@ -45,6 +45,14 @@ def _rss_mb(pid: int) -> float | None:
     return None
 
 
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _cmdline(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
@@ -72,6 +80,11 @@ class Service:
             for pid in _children(self.process.pid)
             if "resource_tracker" not in _cmdline(pid)
         ]
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) used so far by the server's processes, workers included."""
+        pids = {self.process.pid, *self.worker_pids()}
+        return sum(_cpu_seconds(pid) for pid in pids)
 
     def rss_mb(self) -> list[float]:
         return [mb for pid in self.worker_pids() if (mb := _rss_mb(pid)) is not None]
