@@ -29,6 +29,29 @@ def _label(frame: str) -> str:
     return f"{match['func']} ({path})"
 
 
+# Leaf frame (where the sample's own code ran) -> component, first match wins.
+COMPONENTS = (
+    ("database driver, pool and ORM (psycopg, sqlalchemy, sqlmodel, db/)",
+     ("psycopg", "sqlalchemy", "sqlmodel", "db/")),
+    ("thread-pool hand-off (anyio, threading, queue)", ("anyio/", "threading.py", "queue.py")),
+    ("JWT verification (jwt, api/auth.py)", ("jwt/", "api/auth.py", "cryptography")),
+    ("JSON and validation (pydantic)", ("pydantic",)),
+    ("logs and metrics (logging, prometheus, api/observability.py)",
+     ("logging/", "prometheus_client", "api/observability.py", "api/metrics.py")),
+    ("rate limiter (api/ratelimit*)", ("api/ratelimit",)),
+    ("FastAPI and Starlette (routing, params, responses)", ("fastapi/", "starlette/")),
+    ("HTTP server and event loop (uvicorn, asyncio)", ("uvicorn/", "asyncio/", "uvloop")),
+    ("the service's own middleware and routes (api/)", ("api/",)),
+)
+
+
+def _component(label: str) -> str:
+    for name, markers in COMPONENTS:
+        if any(marker in label for marker in markers):
+            return name
+    return "other (stdlib, interpreter)"
+
+
 def record(pid: int, seconds: float, out: Path, rate: int = 250) -> Path:
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     command = [py_spy, "record", "-p", str(pid), "-d", str(max(1, round(seconds)))]
@@ -40,6 +63,7 @@ def record(pid: int, seconds: float, out: Path, rate: int = 250) -> Path:
 def summarise(raw: Path, top: int = 25) -> str:
     inclusive: Counter[str] = Counter()
     own: Counter[str] = Counter()
+    components: Counter[str] = Counter()
     total = 0
     for line in raw.read_text().splitlines():
         stack, _, count_text = line.rpartition(" ")
@@ -49,11 +73,14 @@ def summarise(raw: Path, top: int = 25) -> str:
         frames = [_label(f) for f in stack.split(";") if f]
         total += count
         own[frames[-1]] += count
+        components[_component(frames[-1])] += count
         for label in set(frames):
             inclusive[label] += count
     if total == 0:
         return "no samples"
-    lines = [f"{total} samples (busy threads only)", "", "inclusive:"]
+    lines = [f"{total} samples while holding the GIL (CPU spent in Python)", "", "by component:"]
+    lines += [f"  {n / total:6.1%}  {name}" for name, n in components.most_common()]
+    lines += ["", "inclusive:"]
     lines += [f"  {n / total:6.1%}  {label}" for label, n in inclusive.most_common(top)]
     lines += ["", "self:"]
     lines += [f"  {n / total:6.1%}  {label}" for label, n in own.most_common(top)]
