@@ -6,6 +6,7 @@ import os
 import secrets
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import psycopg
 import pytest
@@ -40,14 +41,15 @@ def jwt_secret() -> str:
     return secrets.token_urlsafe(48)
 
 
-def make_settings(database_url: str, jwt_secret: str, **overrides: object) -> Settings:
-    values: dict[str, object] = {
+def make_settings(database_url: str, jwt_secret: str, **overrides: Any) -> Settings:
+    """Settings for tests: never read the developer's .env; rate limiting off unless asked."""
+    values: dict[str, Any] = {
         "database_url": database_url,
         "jwt_secret": jwt_secret,
         "rate_limit": "off",
         **overrides,
     }
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)
 
 
 @pytest.fixture
@@ -63,7 +65,7 @@ def client(settings: Settings) -> Iterator[TestClient]:
 
 @pytest.fixture
 def token_for(jwt_secret: str) -> Callable[..., str]:
-    def mint(user_id: str, **claims: object) -> str:
+    def mint(user_id: str, **claims: Any) -> str:
         return mint_token(jwt_secret, user_id, **claims)
 
     return mint

