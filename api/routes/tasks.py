@@ -238,12 +238,15 @@ def replace_task(
     if_match: IfMatch = None,
 ) -> Response:
     """Omitted optional fields go back to their defaults."""
-    with db.transaction(user) as session:
+
+    def replace(session: Session) -> TaskRecord:
         _require_match(session, user, task_id, if_match)
         task = tasks.update_task(session, user, task_id, body.model_dump())
         if task is None:
             raise TaskNotFound("No such task.")
-    return _task_response(task)
+        return task
+
+    return _task_response(db.run(user, replace))
 
 
 @router.patch(
@@ -263,7 +266,8 @@ def update_task(
 ) -> Response:
     """Only the fields sent change; `null` is accepted for `description` alone."""
     changes = body.changes()
-    with db.transaction(user) as session:
+
+    def patch(session: Session) -> TaskRecord:
         _require_match(session, user, task_id, if_match)
         if changes:
             task = tasks.update_task(session, user, task_id, changes)
@@ -271,7 +275,9 @@ def update_task(
             task = tasks.get_task(session, user, task_id)
         if task is None:
             raise TaskNotFound("No such task.")
-    return _task_response(task)
+        return task
+
+    return _task_response(db.run(user, patch))
 
 
 @router.patch(
@@ -289,12 +295,15 @@ def toggle_completed(
     if_match: IfMatch = None,
 ) -> Response:
     """Flips `completed`; `If-Match` makes the toggle conditional on the state the caller saw."""
-    with db.transaction(user) as session:
+
+    def toggle(session: Session) -> TaskRecord:
         _require_match(session, user, task_id, if_match)
         task = tasks.toggle_completed(session, user, task_id)
         if task is None:
             raise TaskNotFound("No such task.")
-    return _task_response(task)
+        return task
+
+    return _task_response(db.run(user, toggle))
 
 
 @router.delete(
@@ -313,8 +322,11 @@ def delete_task(
     if_match: IfMatch = None,
 ) -> Response:
     """Gone for good; a second delete, like another user's, is 404."""
-    with db.transaction(user) as session:
+
+    def delete(session: Session) -> None:
         _require_match(session, user, task_id, if_match)
         if not tasks.delete_task(session, user, task_id):
             raise TaskNotFound("No such task.")
+
+    db.run(user, delete)
     return Response(status_code=204)
