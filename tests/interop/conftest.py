@@ -113,7 +113,7 @@ def sign_up() -> Callable[[BetterAuthServer], User]:
 
 @pytest.fixture
 def api(database_url: str, jwt_secret: str) -> ApiFactory:
-    """`with api(server, **settings) as client:` the app configured as docs/better-auth.md says."""
+    """`with api(server, **settings) as client:` the app set up as README "Use with Better Auth"."""
 
     @contextmanager
     def build(server: BetterAuthServer, **overrides: Any) -> Iterator[TestClient]:

@@ -2,8 +2,8 @@
 
 A real, unmodified Better Auth server (JWT plugin, in-memory adapter) runs on a loopback port;
 users sign up through its HTTP API and get their JWT from `GET /api/auth/token`. The API is
-configured as docs/better-auth.md says: JWT_JWKS_URL=<base>/api/auth/jwks, JWT_ISSUER =
-JWT_AUDIENCE = <base>, JWT_ALGORITHMS=EdDSA.
+configured as the README section "Use with Better Auth" says:
+JWT_JWKS_URL=<base>/api/auth/jwks, JWT_ISSUER = JWT_AUDIENCE = <base>, JWT_ALGORITHMS=EdDSA.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """The pgTAP suite (SQL alone, no Python in the proof) runs with pg_prove inside the test suite.
 
-pg_prove runs exactly the command docs/dba.md gives DBAs, against a throwaway migrated database
-on a server with the pgTAP extension: TEST_DATABASE_URL when set; otherwise the PostgreSQL 15
-service on 127.0.0.1:5432 when it is reachable (Debian's postgresql-15-pgtap, which
-`python3 dev.py test` installs), else this session's embedded server if it has pgTAP.
+pg_prove runs exactly the command the README section "For DBAs" gives DBAs, against a
+throwaway migrated database on a server with the pgTAP extension: TEST_DATABASE_URL when set;
+otherwise the PostgreSQL 15 service on 127.0.0.1:5432 when it is reachable (Debian's
+postgresql-15-pgtap, which `python3 dev.py test` installs), else this session's embedded server
+if it has pgTAP.
 """
 
 from __future__ import annotations
