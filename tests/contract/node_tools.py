@@ -8,32 +8,18 @@ developer machine and fail in CI (`CI=true`): CI must not pass by skipping the c
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import os
 import shutil
-import subprocess
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+from tests.support.npm import CACHE_ROOT as NPM_CACHE_ROOT
+from tests.support.npm import npm_ci_cached
+
 NODE_DIR = Path(__file__).resolve().parent / "node"
-CACHE_ROOT = (
-    Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tasks-api" / "contract-node"
-)
-_MANIFESTS = ("package.json", "package-lock.json")
-_MARKER = ".installed"
+CACHE_ROOT = NPM_CACHE_ROOT / "contract-node"
 _NPM_TIMEOUT_S = 600
-
-
-def _lock_hash() -> str:
-    digest = hashlib.sha256()
-    for name in _MANIFESTS:
-        digest.update(name.encode() + (NODE_DIR / name).read_bytes())
-    return digest.hexdigest()[:16]
 
 
 def require_node() -> tuple[str, str]:
@@ -47,43 +33,10 @@ def require_node() -> tuple[str, str]:
     return node, npm
 
 
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def ensure_installed() -> Path:
     """The directory holding `node_modules` for the pinned tools (installed on first use)."""
     _, npm = require_node()
-    CACHE_ROOT.mkdir(parents=True, exist_ok=True)
-    target = CACHE_ROOT / _lock_hash()
-    with _locked(CACHE_ROOT / f".{target.name}.lock"):
-        if not (target / _MARKER).is_file():
-            shutil.rmtree(target, ignore_errors=True)
-            staging = Path(tempfile.mkdtemp(dir=CACHE_ROOT, prefix=f".{target.name}-"))
-            try:
-                for name in _MANIFESTS:
-                    shutil.copy2(NODE_DIR / name, staging / name)
-                proc = subprocess.run(
-                    [npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts"],
-                    cwd=staging,
-                    capture_output=True,
-                    text=True,
-                    timeout=_NPM_TIMEOUT_S,
-                    check=False,
-                )
-                if proc.returncode != 0:
-                    raise RuntimeError(f"npm ci failed:\n{proc.stdout}\n{proc.stderr}")
-                (staging / _MARKER).write_text(_lock_hash() + "\n")
-                os.replace(staging, target)
-            finally:
-                shutil.rmtree(staging, ignore_errors=True)
-    return target
+    return npm_ci_cached(NODE_DIR, CACHE_ROOT, npm, timeout=_NPM_TIMEOUT_S)
 
 
 def bin_path(install: Path, name: str) -> str:

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import fcntl
-import hashlib
 import os
 import secrets
 import shutil
@@ -26,12 +24,13 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
 import httpx2 as httpx
+
+from tests.support.npm import CACHE_ROOT, NpmInstallError, npm_ci_cached
 
 __all__ = [
     "DEFAULT_CACHE_DIR",
@@ -49,17 +48,13 @@ __all__ = [
 INTEROP_DIR = Path(__file__).resolve().parent
 """The directory holding package.json, package-lock.json and server.mjs."""
 
-DEFAULT_CACHE_DIR = (
-    Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tasks-api" / "better-auth"
-)
+DEFAULT_CACHE_DIR = CACHE_ROOT / "better-auth"
 """Root of the install cache; each lockfile gets its own ``<sha256[:16]>`` subdirectory."""
 
 SUPPORTED_ALGS = ("EdDSA", "ES256", "ES512", "RS256", "PS256")
 """The asymmetric algorithms the better-auth JWT plugin can sign with (see server.mjs)."""
 
 AUTH_PATH = "/api/auth"
-_INSTALL_MARKER = ".installed"
-_MANIFESTS = ("package.json", "package-lock.json")
 _SERVER_FILE = "server.mjs"
 _NPM_TIMEOUT_S = 300.0
 
@@ -82,14 +77,6 @@ def _require_executable(name: str) -> str:
     return path
 
 
-def _lock_hash() -> str:
-    digest = hashlib.sha256()
-    for name in _MANIFESTS:
-        digest.update(name.encode())
-        digest.update((INTEROP_DIR / name).read_bytes())
-    return digest.hexdigest()[:16]
-
-
 def _copy_atomically(src: Path, dest: Path) -> None:
     data = src.read_bytes()
     if dest.exists() and dest.read_bytes() == data:
@@ -105,17 +92,6 @@ def _copy_atomically(src: Path, dest: Path) -> None:
         raise
 
 
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock, so parallel test workers install only once."""
-    with path.open("a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def ensure_installed(cache_dir: Path = DEFAULT_CACHE_DIR) -> Path:
     """Install the pinned better-auth with ``npm ci`` under ``cache_dir`` (once per lockfile).
 
@@ -124,41 +100,14 @@ def ensure_installed(cache_dir: Path = DEFAULT_CACHE_DIR) -> Path:
     """
     _require_executable("node")
     npm = _require_executable("npm")
-    cache_dir = Path(cache_dir).expanduser()
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    install_dir = cache_dir / _lock_hash()
-
-    with _file_lock(cache_dir / f".{install_dir.name}.lock"):
-        if not (install_dir / _INSTALL_MARKER).is_file():
-            shutil.rmtree(install_dir, ignore_errors=True)
-            staging = Path(tempfile.mkdtemp(dir=cache_dir, prefix=f".{install_dir.name}-"))
-            try:
-                for name in _MANIFESTS:
-                    shutil.copy2(INTEROP_DIR / name, staging / name)
-                try:
-                    proc = subprocess.run(
-                        [npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts"],
-                        cwd=staging,
-                        capture_output=True,
-                        text=True,
-                        timeout=_NPM_TIMEOUT_S,
-                        check=False,
-                    )
-                except subprocess.TimeoutExpired as exc:
-                    raise BetterAuthError(
-                        f"`npm ci` timed out after {_NPM_TIMEOUT_S:.0f}s"
-                    ) from exc
-                if proc.returncode != 0:
-                    raise BetterAuthError(
-                        f"`npm ci` failed in {staging} (exit {proc.returncode}):\n"
-                        f"{proc.stdout}\n{proc.stderr}"
-                    )
-                (staging / _INSTALL_MARKER).write_text(_lock_hash() + "\n")
-                os.replace(staging, install_dir)
-            finally:
-                shutil.rmtree(staging, ignore_errors=True)
-        # server.mjs is not part of the cache key: refresh the copy on every call.
-        _copy_atomically(INTEROP_DIR / _SERVER_FILE, install_dir / _SERVER_FILE)
+    try:
+        install_dir = npm_ci_cached(
+            INTEROP_DIR, Path(cache_dir).expanduser(), npm, timeout=_NPM_TIMEOUT_S
+        )
+    except NpmInstallError as exc:
+        raise BetterAuthError(str(exc)) from exc
+    # server.mjs is not part of the cache key: refresh the copy on every call.
+    _copy_atomically(INTEROP_DIR / _SERVER_FILE, install_dir / _SERVER_FILE)
     return install_dir
 
 
