@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -74,6 +75,10 @@ def _wait_for_database(settings: Settings) -> bool:
     return True
 
 
+def _exit_after_shutdown(signum: int, _frame: object) -> None:
+    raise SystemExit(0)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     # Settings first: a refused configuration is one line, before Alembic's import-time logging.
     settings = _settings()
@@ -107,6 +112,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # sum over all of them (prometheus_client's multiprocess mode).
         metrics_dir = tempfile.mkdtemp(prefix="tasks-api-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    # uvicorn finishes in-flight requests on SIGTERM and then re-raises the signal with the
+    # handler it found. With the default handler the process would die on the spot, skipping
+    # the cleanup below and the embedded PostgreSQL's stop at exit; this one exits normally.
+    signal.signal(signal.SIGTERM, _exit_after_shutdown)
     try:
         uvicorn.run(
             "api.main:create_app",

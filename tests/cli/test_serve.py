@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
+import signal
 import stat
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import httpx2
@@ -84,6 +87,30 @@ def test_bare_machine_serves_on_embedded_postgres_with_a_generated_secret(tmp_pa
     assert "generated a random development secret" in log
     assert secret_file.read_text().strip() not in log
     shutil.rmtree(data_dir.parent, ignore_errors=True)
+
+
+def test_sigterm_stops_serve_and_its_embedded_postgres(tmp_path: Path) -> None:
+    data_dir = Path(tempfile.mkdtemp(prefix="tasks-api-local-")) / "data"
+    env = base_env(TASKS_DATA_DIR=str(data_dir), RATE_LIMIT="off")
+    with serve(env, tmp_path / "serve.log", timeout=120) as server:
+        postmaster = data_dir / "pgdata" / "postmaster.pid"
+        postgres_pid = int(postmaster.read_text().splitlines()[0])
+        os.kill(server.process.pid, signal.SIGTERM)  # the process alone, not its group
+        assert server.process.wait(timeout=60) == 0
+    deadline = time.monotonic() + 30
+    while _alive(postgres_pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _alive(postgres_pid), "the embedded PostgreSQL outlived tasks-api serve"
+    assert not postmaster.exists()
+    shutil.rmtree(data_dir.parent, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def test_token_refuses_without_a_secret_for_a_deployed_database(database_url: str) -> None:
