@@ -68,6 +68,8 @@ unix_socket_dir =
 auth_type = trust
 auth_file = {workdir}/users.txt
 pool_mode = transaction
+# A client waiting this long for a server connection fails fast instead of after 120 s.
+query_wait_timeout = 10
 max_client_conn = 500
 default_pool_size = {SHARED_POOL_SIZE}
 ignore_startup_parameters = extra_float_digits

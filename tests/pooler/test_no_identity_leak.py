@@ -36,7 +36,7 @@ class UserRun:
     statuses: list[int] = field(default_factory=list)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def server(
     pooler: Pooler, jwt_secret: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningServer]:
