@@ -147,16 +147,10 @@ class Database:
         for attempt in range(1, self.limits.max_attempts + 1):
             reached_commit = False
             try:
-                with Session(self.engine, expire_on_commit=False) as session:
-                    _begin(session, user_id, self.limits)
-                    try:
-                        result = work(session)
-                        reached_commit = True
-                        session.commit()
-                    except BaseException:
-                        _rollback(session)
-                        raise
-                    return result
+                with rls_transaction(self.engine, user_id, self.limits) as session:
+                    result = work(session)
+                    reached_commit = True  # rls_transaction commits as this block ends
+                return result
             except Exception as exc:
                 last = attempt == self.limits.max_attempts
                 if last or not _may_repeat(
