@@ -14,7 +14,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from api.auth import mint_token
+from api.auth.tokens import mint_token
 
 LUA = Path(__file__).resolve().parent / "wrk" / "tasks.lua"
 MARKER = "BENCH_RESULT "

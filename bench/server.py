@@ -143,7 +143,7 @@ def serve(
     with this virtualenv, so two versions can be compared under the same conditions.
     """
     port = free_port()
-    command = [sys.executable, "-m", "api.cli", "serve", "--workers", str(workers)]
+    command = [sys.executable, "-m", "cli.main", "serve", "--workers", str(workers)]
     command += ["--port", str(port)]
     extra = {"PYTHONPATH": str(source)} if source else {}
     with log_path.open("ab") as log:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -17,21 +18,14 @@ from typing import Any, TypeVar
 import psycopg
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Dialect, make_url
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
+
+from db.errors import is_transient_connect_error
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-# Connection failures that no retry can fix: fail at once instead of burning the budget.
-_PERMANENT_CONNECT_ERRORS = (
-    "password authentication failed",
-    "no password supplied",
-    "does not exist",
-    "no pg_hba.conf entry",
-    "permission denied",
-)
-
 
 def sqlalchemy_url(url: str) -> str:
     """Accept the plain `postgresql://...` URL Neon's console gives; use the psycopg driver."""
@@ -53,19 +47,11 @@ class PoolConfig:
     # Total time spent retrying a refused or dropped connection attempt before giving up.
     connect_retry_budget_seconds: float = 2.0
     # Off: both units of work replace a pooled connection found dead at their first statement
-    # (db/session.py), which a read or an unstarted transaction can repeat safely. A pre-ping
+    # (db/unit_of_work.py), which a read or an unstarted transaction can repeat safely. A pre-ping
     # costs two round trips per request (psycopg opens a transaction for its SELECT 1) and
     # would put that SELECT ahead of the identity statement.
     pre_ping: bool = False
     prepared_statements: bool = False
-
-
-def is_transient_connect_error(exc: BaseException) -> bool:
-    """A connection attempt that may succeed shortly: refused, reset, starting up, overloaded."""
-    if not isinstance(exc, psycopg.OperationalError):
-        return False
-    message = str(exc).lower()
-    return not any(marker in message for marker in _PERMANENT_CONNECT_ERRORS)
 
 
 def retry_connect(connect: Callable[[], T], budget_seconds: float) -> T:
@@ -126,4 +112,28 @@ def build_engine(url: str, config: PoolConfig | None = None) -> Engine:
             lambda: dialect.connect(*cargs, **cparams), cfg.connect_retry_budget_seconds
         )
 
+    @event.listens_for(engine, "connect")
+    def _stamp(_: Any, record: ConnectionPoolEntry) -> None:
+        record.info["connected_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _refuse_retired(_: Any, record: ConnectionPoolEntry, __: PoolProxiedConnection) -> None:
+        # SQLAlchemy's documented way to have the pool replace a connection on checkout.
+        if record.info.get("connected_at", 0.0) <= _retired_before.get(engine, -1.0):
+            raise DisconnectionError("connection opened before the last connection loss")
+
     return engine
+
+
+# Per engine: connections opened at or before this moment are replaced when next checked out.
+_retired_before: weakref.WeakKeyDictionary[Engine, float] = weakref.WeakKeyDictionary()
+
+
+def retire_pooled_connections(engine: Engine) -> None:
+    """Have the pool replace, on their next checkout, every connection opened until now.
+
+    What kills one pooled connection (a restart, a Neon scale-to-zero, a failover) kills every
+    connection opened before it; SQLAlchemy does the same for disconnects it sees itself, but
+    the raw pipelined read path and the first-statement retry see theirs first.
+    """
+    _retired_before[engine] = time.monotonic()

@@ -23,9 +23,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import UUID
 from sqlmodel import Field, SQLModel
 
+from db.identity import USER_ID_MAX
+
 TITLE_MAX = 255
 DESCRIPTION_MAX = 10_000
-USER_ID_MAX = 255
 
 
 class Task(SQLModel, table=True):

@@ -34,7 +34,7 @@ from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlmodel import Session
 
 from db.models import Task
-from db.session import Query
+from db.unit_of_work import Query
 
 TASK: Table = Task.__table__  # type: ignore[attr-defined]
 
@@ -129,7 +129,7 @@ def list_query(
     limit: int,
     after: Position | None = None,
 ) -> Query:
-    """One page of the caller's tasks, for `Database.read` (rows follow TaskRecord)."""
+    """One page of the caller's tasks, for `UnitOfWork.read` (rows follow TaskRecord)."""
     params: dict[str, Any] = {"user_id": user_id, "limit": limit}
     if after is not None:
         params |= {"after_key": after.key, "after_id": after.id}

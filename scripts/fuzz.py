@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from api.auth import mint_token  # noqa: E402
+from api.auth.tokens import mint_token  # noqa: E402
 from tests.contract.fuzzing import Budget, Identity, run  # noqa: E402
 from tests.support.postgres import embedded_cluster, throwaway_database  # noqa: E402
 from tests.support.server import base_env, serve  # noqa: E402

@@ -12,8 +12,8 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from api.auth import mint_token
-from api.main import create_app
+from api.app import create_app
+from api.auth.tokens import mint_token
 from api.settings import Settings
 from tests.support.postgres import embedded_cluster, throwaway_database
 

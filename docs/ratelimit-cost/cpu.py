@@ -26,8 +26,8 @@ from typing import Any
 import redis
 from fastapi import FastAPI
 
-from api.auth import mint_token
-from api.main import create_app
+from api.app import create_app
+from api.auth.tokens import mint_token
 from api.settings import Settings
 
 REDIS_URL = os.environ.get("REDIS", "redis://127.0.0.1:6379/0")

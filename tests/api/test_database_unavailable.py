@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from httpx2 import Response
 
-from api.main import create_app
+from api.app import create_app
 from tests.conftest import make_settings
 
 Auth = Callable[[str], dict[str, str]]
@@ -77,7 +77,7 @@ def test_a_request_that_waits_too_long_for_a_pooled_connection_is_503(
         db_pool_timeout_seconds=0.2,
     )
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-        engine = client.app.state.database.engine  # type: ignore[attr-defined]
+        engine = client.app.state.unit_of_work.engine  # type: ignore[attr-defined]
         with engine.connect():  # the only connection, held elsewhere
             response = client.get(f"/api/{alice}/tasks", headers=auth(alice))
         after = client.get(f"/api/{alice}/tasks", headers=auth(alice))

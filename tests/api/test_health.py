@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from api.main import create_app
+from api.app import create_app
 from tests.conftest import make_settings
 from tests.support.postgres import throwaway_database
 
@@ -43,7 +43,7 @@ def test_healthz_is_200_while_the_database_is_unreachable(jwt_secret: str) -> No
 def test_healthz_does_not_touch_the_database(client: TestClient) -> None:
     from sqlalchemy import event
 
-    engine = client.app.state.database.engine  # type: ignore[attr-defined]
+    engine = client.app.state.unit_of_work.engine  # type: ignore[attr-defined]
     checkouts: list[object] = []
 
     def count(*_: object) -> None:

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from fastapi.testclient import TestClient
 from sqlalchemy import event
 
-from api.main import create_app
+from api.app import create_app
 from tests.conftest import make_settings
 from tests.support.jwks import SigningKey, jwks_of, new_key
 
@@ -307,7 +307,7 @@ def checkouts(client: TestClient) -> list[int]:
     def on_checkout(*_: object) -> None:
         count[0] += 1
 
-    event.listen(client.app.state.database.engine, "checkout", on_checkout)  # type: ignore[attr-defined]
+    event.listen(client.app.state.unit_of_work.engine, "checkout", on_checkout)  # type: ignore[attr-defined]
     return count
 
 

@@ -11,8 +11,8 @@ import psycopg
 from fastapi.testclient import TestClient
 from httpx2 import Response
 
-from api.idempotency import fingerprint
-from api.schemas import TaskCreate
+from api.tasks.idempotency import fingerprint
+from api.tasks.schemas import TaskCreate
 
 Auth = Callable[[str], dict[str, str]]
 

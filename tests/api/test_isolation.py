@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from api.main import create_app
+from api.app import create_app
 from tests.conftest import make_settings
 
 Auth = Callable[[str], dict[str, str]]

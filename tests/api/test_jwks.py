@@ -21,7 +21,7 @@ import jwt
 import pytest
 from fastapi.testclient import TestClient
 
-from api.main import create_app
+from api.app import create_app
 from tests.conftest import make_settings
 from tests.support.jwks import (
     claims_for,

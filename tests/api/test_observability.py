@@ -12,8 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from api.main import build_database, create_app
-from api.observability import JsonFormatter, redact
+from api.app import build_unit_of_work, create_app
+from api.observability.logs import JsonFormatter, redact
 from tests.conftest import make_settings
 
 Auth = Callable[[str], dict[str, str]]
@@ -203,7 +203,7 @@ def test_metrics_count_requests_lost_to_the_database(
         f"postgresql://postgres@127.0.0.1:{dead_port}/none", jwt_secret,
         db_connect_timeout_seconds=1,
     )
-    with TestClient(create_app(dead, build_database(dead)),
+    with TestClient(create_app(dead, build_unit_of_work(dead)),
                     raise_server_exceptions=False) as client:
         before = scrape(client)
         assert client.get(f"/api/{alice}/tasks", headers=auth(alice)).status_code == 503

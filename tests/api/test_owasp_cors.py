@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from api.main import create_app
+from api.app import create_app
 from tests.conftest import make_settings
 
 Auth = Callable[[str], dict[str, str]]

@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from api.main import create_app
-from api.middleware import MAX_HEADER_COUNT
+from api.app import create_app
+from api.http.size_limits import MAX_HEADER_COUNT
 from api.settings import Settings
 from tests.conftest import make_settings
 

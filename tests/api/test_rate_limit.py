@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event
 
-from api.main import create_app
+from api.app import create_app
 from tests.conftest import make_settings
 
 Auth = Callable[[str], dict[str, str]]
@@ -123,7 +123,7 @@ def test_a_refused_request_takes_no_database_connection(
     client = limited(rate_limit="60/min", rate_limit_burst_seconds=1)
     assert client.get(f"/api/{alice}/tasks", headers=auth(alice)).status_code == 200
     checkouts: list[object] = []
-    engine = client.app.state.database.engine  # type: ignore[attr-defined]
+    engine = client.app.state.unit_of_work.engine  # type: ignore[attr-defined]
     event.listen(engine.pool, "checkout", lambda *args: checkouts.append(args))
     assert client.get(f"/api/{alice}/tasks", headers=auth(alice)).status_code == 429
     assert checkouts == []

@@ -14,8 +14,8 @@ import redis
 from fastapi.testclient import TestClient
 from prometheus_client import Counter
 
-from api import metrics
-from api.main import create_app
+from api.app import create_app
+from api.observability import metrics
 from tests.conftest import make_settings
 from tests.support.redis import redis_for_tests
 
@@ -127,7 +127,7 @@ def test_redis_failures_are_counted_and_logged_once_per_outage(
                         rate_limit_redis_retry_seconds=60)
     errors_before = total(metrics.REDIS_ERRORS)
     degraded_before = total(metrics.RATE_LIMIT_DEGRADED)
-    with caplog.at_level(logging.WARNING, logger="api.ratelimit"):
+    with caplog.at_level(logging.WARNING, logger="api.ratelimit.buckets"):
         for _ in range(3):
             assert client.get(f"/api/{alice}/tasks", headers=auth(alice)).status_code == 200
     outage_lines = [r for r in caplog.records if "Redis unavailable" in r.getMessage()]

@@ -20,7 +20,7 @@ import httpx2
 import pytest
 import redis
 
-from api.auth import mint_token
+from api.auth.tokens import mint_token
 from tests.support.redis import redis_for_tests
 from tests.support.server import RunningServer, base_env, serve
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from api.cli import main
+from cli.main import main
 from tests.support.postgres import throwaway_database
 from tests.support.server import TASKS_API, base_env, free_port
 

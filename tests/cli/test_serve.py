@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from api.cli import resolve_workers
+from cli.main import resolve_workers
 from tests.support.postgres import throwaway_database
 from tests.support.server import TASKS_API, base_env, serve
 

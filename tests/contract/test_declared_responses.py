@@ -19,7 +19,7 @@ import jsonschema_rs
 import pytest
 from fastapi.testclient import TestClient
 
-from api.main import create_app
+from api.app import create_app
 from tests.conftest import make_settings
 
 DOCUMENT: dict[str, Any] = json.loads(

@@ -10,8 +10,8 @@ import jsonschema_rs
 import pytest
 from fastapi.testclient import TestClient
 
-from api.cli import main
-from api.openapi import COMMON_STATUSES, dumps
+from api.http.openapi import COMMON_STATUSES, dumps
+from cli.main import main
 
 COMMITTED = Path(__file__).resolve().parents[2] / "openapi.json"
 METHODS = {"get", "put", "post", "delete", "patch"}

@@ -1,4 +1,4 @@
-"""Database.read: the pipelined read path keeps the unit of work's guarantees.
+"""UnitOfWork.read: the pipelined read path keeps the unit of work's guarantees.
 
 The list and get endpoints read through it, so it must run as `tasks_app` with the caller's
 identity, set transaction-locally, leave nothing on the pooled connection, and survive a pooled
@@ -15,8 +15,8 @@ import pytest
 
 from db import tasks
 from db.engine import PoolConfig, build_engine
-from db.session import Database, Query
 from db.tasks import SortOrder, StatusFilter
+from db.unit_of_work import Query, UnitOfWork
 
 WHO_AM_I = Query(
     "SELECT current_user AS role, current_setting('app.user_id', true) AS user_id,"
@@ -26,22 +26,22 @@ WHO_AM_I = Query(
 
 
 @pytest.fixture
-def single_connection_db(database_url: str) -> Iterator[Database]:
+def single_connection_db(database_url: str) -> Iterator[UnitOfWork]:
     """One pooled connection, no pre-ping: every read reuses it, so leftovers would show."""
-    db = Database(build_engine(database_url, PoolConfig(size=1, max_overflow=0, pre_ping=False)))
+    db = UnitOfWork(build_engine(database_url, PoolConfig(size=1, max_overflow=0, pre_ping=False)))
     yield db
     db.dispose()
 
 
 def test_a_read_runs_as_the_runtime_role_with_the_callers_identity(
-    single_connection_db: Database, alice: str
+    single_connection_db: UnitOfWork, alice: str
 ) -> None:
     (row,) = single_connection_db.read(alice, WHO_AM_I)
     assert (row.role, row.user_id) == ("tasks_app", alice)
 
 
 def test_a_read_leaves_no_role_or_identity_on_the_pooled_connection(
-    single_connection_db: Database, alice: str
+    single_connection_db: UnitOfWork, alice: str
 ) -> None:
     single_connection_db.read(alice, WHO_AM_I)
     with single_connection_db.engine.connect() as conn:
@@ -56,7 +56,7 @@ def test_a_read_leaves_no_role_or_identity_on_the_pooled_connection(
 
 
 def test_a_read_sees_only_the_callers_rows(
-    single_connection_db: Database, seed: Callable[..., str], alice: str, bob: str
+    single_connection_db: UnitOfWork, seed: Callable[..., str], alice: str, bob: str
 ) -> None:
     mine = seed(alice, "alice's")
     seed(bob, "bob's")
@@ -66,14 +66,14 @@ def test_a_read_sees_only_the_callers_rows(
 
 
 def test_another_users_task_reads_as_no_row(
-    single_connection_db: Database, seed: Callable[..., str], alice: str, bob: str
+    single_connection_db: UnitOfWork, seed: Callable[..., str], alice: str, bob: str
 ) -> None:
     bobs = seed(bob)
     assert single_connection_db.read(alice, tasks.get_query(alice, uuid.UUID(bobs))) == []
 
 
 def test_a_pooled_connection_killed_while_idle_is_replaced_unnoticed(
-    single_connection_db: Database, owner_conn: psycopg.Connection, alice: str
+    single_connection_db: UnitOfWork, owner_conn: psycopg.Connection, alice: str
 ) -> None:
     (first,) = single_connection_db.read(alice, WHO_AM_I)
     owner_conn.execute("SELECT pg_terminate_backend(%s)", (first.pid,))
@@ -83,7 +83,7 @@ def test_a_pooled_connection_killed_while_idle_is_replaced_unnoticed(
 
 
 def test_a_failing_query_rolls_back_and_the_connection_serves_the_next_read(
-    single_connection_db: Database, alice: str
+    single_connection_db: UnitOfWork, alice: str
 ) -> None:
     with pytest.raises(psycopg.errors.DivisionByZero):
         single_connection_db.read(alice, Query("SELECT 1 / 0", {}))

@@ -14,17 +14,17 @@ import pytest
 from sqlalchemy import text
 
 from db.engine import PoolConfig, build_engine
-from db.session import Database, Query
+from db.unit_of_work import Query, UnitOfWork
 
 POOL_SIZE = 4
 WHO_AM_I = Query("SELECT pg_backend_pid() AS pid", {})
 
 
 @pytest.fixture
-def db_with_dead_pool(database_url: str, owner_conn: psycopg.Connection) -> Iterator[Database]:
+def db_with_dead_pool(database_url: str, owner_conn: psycopg.Connection) -> Iterator[UnitOfWork]:
     """A full pool (no pre-ping) whose every connection was then terminated while idle."""
     config = PoolConfig(size=POOL_SIZE, max_overflow=0, pre_ping=False)
-    db = Database(build_engine(database_url, config))
+    db = UnitOfWork(build_engine(database_url, config))
     with ExitStack() as held:
         pids = [
             held.enter_context(db.engine.connect()).execute(text("SELECT pg_backend_pid()"))
@@ -38,15 +38,14 @@ def db_with_dead_pool(database_url: str, owner_conn: psycopg.Connection) -> Iter
 
 
 def test_the_first_transaction_after_all_connections_died_succeeds(
-    db_with_dead_pool: Database, alice: str
+    db_with_dead_pool: UnitOfWork, alice: str
 ) -> None:
     for _ in range(POOL_SIZE):
-        with db_with_dead_pool.transaction(alice) as session:
-            session.execute(text("SELECT 1"))
+        db_with_dead_pool.run(alice, lambda session: session.execute(text("SELECT 1")))
 
 
 def test_the_first_read_after_all_connections_died_succeeds(
-    db_with_dead_pool: Database, alice: str
+    db_with_dead_pool: UnitOfWork, alice: str
 ) -> None:
     for _ in range(POOL_SIZE):
         assert db_with_dead_pool.read(alice, WHO_AM_I)
@@ -55,7 +54,7 @@ def test_the_first_read_after_all_connections_died_succeeds(
 def test_a_read_cut_off_mid_query_by_an_administrator_is_repeated(
     database_url: str, owner_conn: psycopg.Connection, alice: str
 ) -> None:
-    db = Database(build_engine(database_url, PoolConfig(size=2, max_overflow=0)))
+    db = UnitOfWork(build_engine(database_url, PoolConfig(size=2, max_overflow=0)))
     slow = Query("SELECT pg_backend_pid() AS pid, pg_sleep(0.3) AS slept", {})
     try:
         with ThreadPoolExecutor(1) as pool:

@@ -14,9 +14,10 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
-from api.errors import is_database_unavailable
 from db.engine import PoolConfig, build_engine
-from db.session import Database, RetryTransaction, TransactionLimits
+from db.errors import RetryTransaction, is_unavailable
+from db.identity import TransactionLimits
+from db.unit_of_work import UnitOfWork
 
 
 def raise_sqlstate(session: Session, sqlstate: str) -> None:
@@ -40,15 +41,15 @@ def count_titled(owner_conn: psycopg.Connection, title: str) -> int:
 
 
 @pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(build_engine(database_url, PoolConfig(size=1, max_overflow=0)))
+def db(database_url: str) -> Iterator[UnitOfWork]:
+    database = UnitOfWork(build_engine(database_url, PoolConfig(size=1, max_overflow=0)))
     yield database
     database.dispose()
 
 
 @pytest.mark.parametrize("sqlstate", ["40001", "40P01"], ids=["serialization", "deadlock"])
 def test_a_conflict_is_retried_and_the_transaction_then_succeeds(
-    db: Database, alice: str, sqlstate: str
+    db: UnitOfWork, alice: str, sqlstate: str
 ) -> None:
     attempts: list[int] = []
 
@@ -63,7 +64,7 @@ def test_a_conflict_is_retried_and_the_transaction_then_succeeds(
 
 
 def test_conflict_retries_are_bounded_and_the_last_error_is_a_503(
-    db: Database, alice: str
+    db: UnitOfWork, alice: str
 ) -> None:
     attempts: list[int] = []
 
@@ -74,10 +75,10 @@ def test_conflict_retries_are_bounded_and_the_last_error_is_a_503(
     with pytest.raises(DBAPIError) as failed:
         db.run(alice, work)
     assert len(attempts) == db.limits.max_attempts == 3
-    assert is_database_unavailable(failed.value)
+    assert is_unavailable(failed.value)
 
 
-def test_work_can_ask_to_be_run_again(db: Database, alice: str) -> None:
+def test_work_can_ask_to_be_run_again(db: UnitOfWork, alice: str) -> None:
     attempts: list[int] = []
 
     def work(_: Session) -> int:
@@ -89,7 +90,7 @@ def test_work_can_ask_to_be_run_again(db: Database, alice: str) -> None:
     assert db.run(alice, work) == 3
 
 
-def test_an_ordinary_error_is_not_retried(db: Database, alice: str) -> None:
+def test_an_ordinary_error_is_not_retried(db: UnitOfWork, alice: str) -> None:
     attempts: list[int] = []
 
     def work(session: Session) -> None:
@@ -99,11 +100,11 @@ def test_an_ordinary_error_is_not_retried(db: Database, alice: str) -> None:
     with pytest.raises(DBAPIError) as failed:
         db.run(alice, work)
     assert len(attempts) == 1
-    assert not is_database_unavailable(failed.value)
+    assert not is_unavailable(failed.value)
 
 
 def test_a_retried_attempt_leaves_nothing_of_the_failed_one(
-    db: Database, alice: str, owner_conn: psycopg.Connection
+    db: UnitOfWork, alice: str, owner_conn: psycopg.Connection
 ) -> None:
     attempts: list[int] = []
 
@@ -123,20 +124,19 @@ def test_a_retried_attempt_leaves_nothing_of_the_failed_one(
 def test_a_pooled_connection_killed_while_idle_is_replaced_unnoticed(
     database_url: str, owner_conn: psycopg.Connection, alice: str, pre_ping: bool
 ) -> None:
-    db = Database(build_engine(database_url, PoolConfig(size=1, max_overflow=0, pre_ping=pre_ping)))
+    config = PoolConfig(size=1, max_overflow=0, pre_ping=pre_ping)
+    db = UnitOfWork(build_engine(database_url, config))
     try:
-        with db.transaction(alice) as session:
-            first = backend_pid(session)
+        first = db.run(alice, backend_pid)
         terminate(owner_conn, first)
-        with db.transaction(alice) as session:
-            second = backend_pid(session)
+        second = db.run(alice, backend_pid)
     finally:
         db.dispose()
     assert second != first
 
 
 def test_a_connection_lost_before_commit_is_retried_once_without_double_writes(
-    db: Database, alice: str, owner_conn: psycopg.Connection
+    db: UnitOfWork, alice: str, owner_conn: psycopg.Connection
 ) -> None:
     attempts: list[int] = []
 
@@ -156,7 +156,7 @@ def test_a_connection_lost_before_commit_is_retried_once_without_double_writes(
 
 
 def test_a_connection_lost_at_commit_is_not_retried_and_is_a_503(
-    db: Database, alice: str, owner_conn: psycopg.Connection
+    db: UnitOfWork, alice: str, owner_conn: psycopg.Connection
 ) -> None:
     attempts: list[int] = []
 
@@ -167,24 +167,24 @@ def test_a_connection_lost_at_commit_is_not_retried_and_is_a_503(
     with pytest.raises(DBAPIError) as failed:
         db.run(alice, work)
     assert len(attempts) == 1
-    assert is_database_unavailable(failed.value)
+    assert is_unavailable(failed.value)
 
 
 def test_a_statement_over_the_timeout_is_cancelled_and_is_a_503(
     database_url: str, alice: str
 ) -> None:
     limits = TransactionLimits(statement_timeout_ms=50)
-    db = Database(build_engine(database_url, PoolConfig(size=1, max_overflow=0)), limits)
+    db = UnitOfWork(build_engine(database_url, PoolConfig(size=1, max_overflow=0)), limits)
     try:
         with pytest.raises(DBAPIError) as failed:
             db.run(alice, lambda session: session.execute(text("SELECT pg_sleep(2)")))
     finally:
         db.dispose()
     assert getattr(failed.value.orig, "sqlstate", None) == "57014"
-    assert is_database_unavailable(failed.value)
+    assert is_unavailable(failed.value)
 
 
-def test_identity_and_limits_are_set_in_the_first_statement(db: Database, alice: str) -> None:
+def test_identity_and_limits_are_set_in_the_first_statement(db: UnitOfWork, alice: str) -> None:
     def settings(session: Session) -> tuple[str, ...]:
         row = session.execute(
             text(

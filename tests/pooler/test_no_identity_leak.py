@@ -211,12 +211,12 @@ def test_server_side_prepared_statements_break_behind_this_pooler(pooler: Pooler
 def test_the_services_default_engine_prepares_nothing_behind_the_pooler(
     pooler: Pooler, database_url: str, jwt_secret: str
 ) -> None:
-    from api.main import build_database
+    from api.app import build_unit_of_work
     from tests.conftest import make_settings
 
     settings = make_settings(pooler.url, jwt_secret)
     assert settings.db_prepared_statements is False
-    database = build_database(settings)
+    database = build_unit_of_work(settings)
     try:
         for _ in range(3 * SHARED_POOL_SIZE):
             with database.engine.connect() as conn:

@@ -20,7 +20,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from api.auth import mint_token
+from api.auth.tokens import mint_token
 from db.migrate import upgrade_to_head
 from tests.reliability.support import (
     NO_RESPONSE,

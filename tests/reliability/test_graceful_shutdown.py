@@ -16,7 +16,7 @@ import httpx2
 import psycopg
 import pytest
 
-from api.auth import mint_token
+from api.auth.tokens import mint_token
 from tests.reliability.support import Server
 
 pytestmark = pytest.mark.slow

@@ -8,7 +8,7 @@ from typing import Any
 import jwt
 import pytest
 
-from api.auth import InvalidToken, KeyFetchNeeded, TokenVerifier
+from api.auth.tokens import InvalidToken, KeyFetchNeeded, TokenVerifier
 from api.settings import Settings
 from tests.support.jwks import claims_for, new_key
 

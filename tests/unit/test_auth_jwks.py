@@ -16,10 +16,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.rsa import generate_private_key
 from jwt.algorithms import RSAAlgorithm
 
-from api.auth import InvalidToken, KeyFetchNeeded
-from api.errors import ServiceUnavailable
-from api.jwks import JwksKeys, parse_jwks
-from api.jwks_source import JwksError, fetch_for, http_fetch
+from api.auth.jwks import JwksKeys, parse_jwks
+from api.auth.jwks_fetch import JwksError, fetch_for, http_fetch
+from api.auth.tokens import InvalidToken, KeyFetchNeeded
+from api.problems import ServiceUnavailable
 from api.settings import ConfigError, Settings
 from tests.support.jwks import SigningKey, jwks_of, jwks_server, new_key
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from api.conditional import etag_for, if_match_allows
+from api.tasks.conditional import etag_for, if_match_allows
 
 
 def test_etag_is_a_quoted_strong_tag_that_changes_with_the_bytes() -> None:

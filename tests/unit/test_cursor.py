@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from api.cursor import CURSOR_PATTERN, decode_cursor, encode_cursor
+from api.tasks.cursor import CURSOR_PATTERN, decode_cursor, encode_cursor
 from db.tasks import Position, SortOrder
 
 

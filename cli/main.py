@@ -33,7 +33,7 @@ def _prepare_local(settings: Settings) -> Settings:
 
     The resolved values go into this process's environment so `--workers` children inherit them.
     """
-    from api.local import local_secret
+    from cli.local_secret import local_secret
     from db.embedded import start_embedded
     from db.migrate import upgrade_to_head
 
@@ -118,7 +118,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _exit_after_shutdown)
     try:
         uvicorn.run(
-            "api.main:create_app",
+            "api.app:create_app",
             factory=True,
             host=args.host,
             port=args.port,
@@ -200,8 +200,8 @@ def cmd_migrate(_: argparse.Namespace) -> int:
 
 
 def cmd_token(args: argparse.Namespace) -> int:
-    from api.auth import mint_token
-    from api.local import local_secret
+    from api.auth.tokens import mint_token
+    from cli.local_secret import local_secret
 
     settings = _settings()
     if settings.jwt_secret is not None:
@@ -221,7 +221,8 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 
 def cmd_openapi(_: argparse.Namespace) -> int:
-    from api.openapi import dumps, published_document
+    from api.app import published_document
+    from api.http.openapi import dumps
 
     sys.stdout.write(dumps(published_document()))
     return 0

@@ -17,10 +17,11 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.errors import FIELD_MESSAGE_MAX, FIELD_PATH_MAX, MAX_FIELD_ERRORS, PROBLEM_JSON
+from api.http.errors import FIELD_MESSAGE_MAX, FIELD_PATH_MAX, MAX_FIELD_ERRORS
+from api.paths import API_PREFIX
+from api.problems import BY_STATUS, PROBLEM_BASE, PROBLEM_JSON
 
 BEARER_SCHEME = "bearerAuth"
-API_PREFIX = "/api/"
 # Every operation under /api can answer these, whatever its own handler does: the middleware
 # (401, 413, 429, 431), the tenant check (403), path and query validation (422) and the
 # database (503). The size limits apply to every path, the probes included (PROBE_STATUSES).
@@ -28,8 +29,13 @@ COMMON_STATUSES = (401, 403, 413, 422, 429, 431, 500, 503)
 PROBE_STATUSES = (413, 431)
 
 
-def _without_default(schema: dict[str, Any]) -> None:
-    """An optional member that is absent, not `null`, when it does not apply."""
+def omit_default(schema: dict[str, Any]) -> None:
+    """Leave `default` out of a property's schema; its description states it instead.
+
+    Client generators read `default` as "always present" (openapi-typescript makes such a
+    property required): true of responses, but it would force clients to send the field, and
+    an optional member that does not apply is absent, not `null`.
+    """
     schema.pop("default", None)
 
 
@@ -67,7 +73,7 @@ class ProblemDetails(BaseModel):
 
     type: str = Field(
         max_length=200,
-        description="A URI identifying the problem type (`urn:tasks-api:problem:<slug>`).",
+        description=f"A URI identifying the problem type (`{PROBLEM_BASE}<slug>`).",
         json_schema_extra={"format": "uri"},
     )
     title: str = Field(max_length=100, description="The status's short, fixed summary.")
@@ -77,7 +83,7 @@ class ProblemDetails(BaseModel):
         default_factory=list,
         max_length=MAX_FIELD_ERRORS,
         description=f"On 422: the offending fields (at most {MAX_FIELD_ERRORS}).",
-        json_schema_extra=_without_default,
+        json_schema_extra=omit_default,
     )
 
 
@@ -135,20 +141,6 @@ HEADERS: dict[str, dict[str, Any]] = {
     ),
 }
 
-_DESCRIPTIONS = {
-    400: "Malformed request: the body is not valid JSON.",
-    401: "Missing, invalid or expired bearer token.",
-    403: "The path's user is not the token's user.",
-    404: "No such task for this user (a missing task and another user's task look the same).",
-    412: "`If-Match` did not match the task's current `ETag`; fetch the task again.",
-    413: "The request body is larger than the configured limit (`MAX_BODY_BYTES`).",
-    415: "The body is not `application/json`.",
-    431: "More than 100 request headers, or more bytes of them than `MAX_HEADER_BYTES`.",
-    422: "The request does not match the schema; `errors` names each offending field.",
-    429: "The caller's request budget is spent; retry after `Retry-After` seconds.",
-    500: "An unexpected fault on the server (a bug, never the caller's input).",
-    503: "The database is temporarily unavailable; retry after `Retry-After` seconds.",
-}
 _REQUIRED_HEADERS = {401: ("WWW-Authenticate",), 429: ("Retry-After",), 503: ("Retry-After",)}
 
 
@@ -162,7 +154,7 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The problem+json responses for `statuses`, in the shape FastAPI's `responses=` takes."""
     return {
         status: {
-            "description": _DESCRIPTIONS[status],
+            "description": BY_STATUS[status].description,
             "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}},
             **(
                 {"headers": {h: header_ref(h, required=True) for h in _REQUIRED_HEADERS[status]}}
@@ -216,6 +208,26 @@ def _parameters_never_null(document: dict[str, Any]) -> None:
         for operation in item.values():
             for parameter in operation.get("parameters", []):
                 parameter["schema"] = _without_null(parameter["schema"])
+
+
+def _path_parameters_first(document: dict[str, Any]) -> None:
+    """Path parameters in the order the path names them, then the rest as declared.
+
+    The caller's `user_id` is declared once, by the dependency every tenant route shares
+    (api/deps.py), which FastAPI lists after the route's own parameters.
+    """
+    for path, item in document["paths"].items():
+        for operation in item.values():
+            parameters = operation.get("parameters")
+            if not parameters:
+                continue
+
+            def position(parameter: dict[str, Any], template: str = path) -> int:
+                if parameter["in"] != "path":
+                    return len(template)
+                return template.index("{" + parameter["name"] + "}")
+
+            parameters.sort(key=position)
 
 
 def _referenced_headers(document: dict[str, Any]) -> dict[str, Any]:
@@ -288,6 +300,7 @@ def build_document(app: FastAPI) -> dict[str, Any]:
     }
     document["security"] = [{BEARER_SCHEME: []}]
     _parameters_never_null(document)
+    _path_parameters_first(document)
     _add_cross_cutting_headers(document)
     components["headers"] = _referenced_headers(document)
     return document
@@ -302,24 +315,6 @@ def install(app: FastAPI) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-
-
-def published_document() -> dict[str, Any]:
-    """The document as every deployment serves it; it depends on no setting, so no
-    configuration, database or secret is needed to print it."""
-    import secrets
-
-    from api.main import create_app
-    from api.settings import Settings
-
-    settings = Settings(
-        _env_file=None,
-        database_url="postgresql://openapi@127.0.0.1:1/unused",
-        jwt_secret=secrets.token_urlsafe(48),
-        jwt_jwks_url=None,
-        jwt_algorithms=("HS256",),
-    )
-    return create_app(settings).openapi()
 
 
 def dumps(document: dict[str, Any]) -> str:

@@ -1,28 +1,39 @@
-"""The application factory: settings in, a wired FastAPI app out."""
+"""The application factory: settings in, a wired FastAPI app out.
+
+Reading this file top to bottom shows a request's path through the service: the middleware
+stack (outermost first in the comment below), then the routes. docs/architecture.md draws it.
+"""
 
 from __future__ import annotations
 
 import gc
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from api.auth import TokenVerifier
-from api.errors import install_error_handlers
-from api.jwks import jwks_keys
-from api.metrics import instrument_engine, metrics_endpoint
-from api.middleware import BearerAuthentication, BodySizeLimit, HeaderSizeLimit, NoStoreForApi
-from api.observability import RequestObservation, configure_logging
-from api.openapi import install as install_openapi
-from api.ratelimit import RateLimits
-from api.ratelimit_middleware import AddressRateLimit, UserRateLimit
-from api.routes import health, tasks
+from api.auth.jwks import jwks_keys
+from api.auth.middleware import BearerAuthentication
+from api.auth.tokens import TokenVerifier
+from api.http import health
+from api.http.errors import install_error_handlers
+from api.http.no_store import NoStoreForApi
+from api.http.openapi import install as install_openapi
+from api.http.size_limits import BodySizeLimit, HeaderSizeLimit
+from api.observability.access_log import RequestObservation
+from api.observability.logs import configure_logging
+from api.observability.metrics import instrument, metrics_endpoint
+from api.ratelimit.buckets import RateLimits
+from api.ratelimit.middleware import AddressRateLimit, UserRateLimit
 from api.settings import ConfigError, Settings, get_settings
+from api.tasks import routes as tasks
 from db.engine import PoolConfig, build_engine
-from db.session import Database, TransactionLimits
+from db.identity import TransactionLimits
+from db.unit_of_work import UnitOfWork
 
 DESCRIPTION = """\
 A multi-tenant tasks API. Every request acts as the user named by a verified JWT; PostgreSQL
@@ -31,7 +42,7 @@ Errors are RFC 9457 `application/problem+json`.
 """
 
 
-def build_database(settings: Settings) -> Database:
+def build_unit_of_work(settings: Settings) -> UnitOfWork:
     if settings.database_url is None:
         raise ConfigError("DATABASE_URL is not set; start the service with `tasks-api serve`.")
     engine = build_engine(
@@ -45,7 +56,7 @@ def build_database(settings: Settings) -> Database:
             prepared_statements=settings.db_prepared_statements,
         ),
     )
-    return Database(
+    return UnitOfWork(
         engine,
         TransactionLimits(
             statement_timeout_ms=settings.db_statement_timeout_ms,
@@ -54,12 +65,14 @@ def build_database(settings: Settings) -> Database:
     )
 
 
-def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, unit_of_work: UnitOfWork | None = None
+) -> FastAPI:
     settings = settings or get_settings()
     settings.require_verification_keys()
     configure_logging(settings.log_level, settings.log_json)
-    database = database or build_database(settings)
-    instrument_engine(database.engine)
+    uow = unit_of_work or build_unit_of_work(settings)
+    instrument(uow)
     limits = RateLimits.from_settings(settings)
     jwks = jwks_keys(settings)
     verifier = TokenVerifier(settings, resolve_key=jwks)
@@ -75,7 +88,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         gc.freeze()
         yield
         await limits.limiter.aclose()
-        database.dispose()
+        uow.dispose()
 
     app = FastAPI(
         title="Tasks API",
@@ -88,7 +101,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.settings = settings
-    app.state.database = database
+    app.state.unit_of_work = uow
     install_error_handlers(app, settings.retry_after_seconds)
     app.include_router(health.router)
     app.include_router(tasks.router)
@@ -123,5 +136,19 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
                 "WWW-Authenticate",
             ],
         )
-    app.add_middleware(RequestObservation, routes=app.router.routes)
+    routes = [*app.router.routes, *health.router.routes, *tasks.router.routes]
+    app.add_middleware(RequestObservation, routes=routes)
     return app
+
+
+def published_document() -> dict[str, Any]:
+    """The document as every deployment serves it; it depends on no setting, so no
+    configuration, database or secret is needed to print it."""
+    settings = Settings(
+        _env_file=None,
+        database_url="postgresql://openapi@127.0.0.1:1/unused",
+        jwt_secret=secrets.token_urlsafe(48),
+        jwt_jwks_url=None,
+        jwt_algorithms=("HS256",),
+    )
+    return create_app(settings).openapi()

@@ -13,7 +13,9 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from db.models import DESCRIPTION_MAX, TITLE_MAX, USER_ID_MAX
+from api.http.openapi import omit_default
+from db.identity import USER_ID_MAX, USER_ID_PATTERN
+from db.models import DESCRIPTION_MAX, TITLE_MAX
 
 # ECMAScript's \s set, spelled out so the JSON Schema pattern (ECMA-262), pydantic's validator and
 # the trimming below agree exactly on what counts as whitespace.
@@ -25,8 +27,6 @@ _WS_CLASS = r"\t\n\u000b\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u
 # PostgreSQL text cannot hold NUL; a title must contain something besides whitespace.
 TITLE_PATTERN = rf"^[^\u0000]*[^\u0000{_WS_CLASS}][^\u0000]*$"
 DESCRIPTION_PATTERN = r"^[^\u0000]*$"
-# A user id travels in the path: no control characters and no slash.
-USER_ID_PATTERN = r"^[^\u0000-\u001f\u007f-\u009f/]+$"
 PAGE_MAX = 200
 
 
@@ -67,15 +67,6 @@ Description = Annotated[
 _INPUT = ConfigDict(extra="forbid", strict=True)
 
 
-def _no_default_keyword(schema: dict[str, Any]) -> None:
-    """Leave `default` out of a request property's schema; its description states it instead.
-
-    Client generators read `default` as "always present" (openapi-typescript makes such a
-    property required), which is true of responses but would force clients to send it.
-    """
-    schema.pop("default", None)
-
-
 class TaskCreate(BaseModel):
     """Body of POST: `title` is required; the rest take their defaults when omitted."""
 
@@ -91,7 +82,7 @@ class TaskCreate(BaseModel):
     completed: bool = Field(
         default=False,
         description="Whether the task is done; false when omitted.",
-        json_schema_extra=_no_default_keyword,
+        json_schema_extra=omit_default,
     )
 
 
@@ -107,9 +98,9 @@ class TaskPatch(BaseModel):
     )
 
     # Omitted means unchanged, and `null` is refused: no default belongs in the schema.
-    title: Title = Field(default=None, json_schema_extra=_no_default_keyword)  # type: ignore[assignment]
+    title: Title = Field(default=None, json_schema_extra=omit_default)  # type: ignore[assignment]
     description: Description | None = None
-    completed: bool = Field(default=None, json_schema_extra=_no_default_keyword)  # type: ignore[assignment]
+    completed: bool = Field(default=None, json_schema_extra=omit_default)  # type: ignore[assignment]
 
     def changes(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.model_fields_set}

@@ -13,18 +13,19 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Header, Response
+from fastapi import Header
 from pydantic import BaseModel
 from sqlmodel import Session
 
-from api.conditional import etag_for
-from api.errors import IdempotencyKeyReused
+from api.problems import IdempotencyKeyReused
 from db import idempotency
+from db.errors import RetryTransaction
 from db.idempotency import StoredResponse
 from db.models import IDEMPOTENCY_KEY_MAX, IDEMPOTENCY_KEY_PATTERN
-from db.session import Database, RetryTransaction
+from db.unit_of_work import UnitOfWork
 
 REPLAYED_HEADER = "Idempotent-Replayed"
 
@@ -50,27 +51,29 @@ def fingerprint(body: BaseModel) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _replay(stored: StoredResponse) -> Response:
-    body = stored.body.encode()
-    headers = {"ETag": etag_for(body), REPLAYED_HEADER: "true"}
-    if stored.location is not None:
-        headers["Location"] = stored.location
-    return Response(
-        body, status_code=stored.status_code, media_type="application/json", headers=headers
-    )
+@dataclass(frozen=True)
+class Created:
+    """What a create produced, as recorded: the task's representation and where it lives."""
+
+    body: bytes
+    location: str
+    replayed: bool = False
+
+    def headers(self) -> dict[str, str]:
+        return {REPLAYED_HEADER: "true"} if self.replayed else {}
 
 
 def create_once(
-    db: Database,
+    db: UnitOfWork,
     user_id: str,
     key: str,
     body: BaseModel,
-    create: Callable[[Session], Response],
-) -> Response:
-    """Run `create` at most once per (user, key); replay its recorded response afterwards."""
+    create: Callable[[Session], Created],
+) -> Created:
+    """Run `create` at most once per (user, key); return its recorded result afterwards."""
     request_print = fingerprint(body)
 
-    def attempt(session: Session) -> Response:
+    def attempt(session: Session) -> Created:
         stored = idempotency.find(session, user_id, key)
         if stored is not None:
             if stored.request_fingerprint != request_print:
@@ -78,17 +81,17 @@ def create_once(
                     "This Idempotency-Key was already used with a different request body; "
                     "use a new key for a new request.",
                 )
-            return _replay(stored)
-        response = create(session)
+            return Created(stored.body.encode(), stored.location or "", replayed=True)
+        created = create(session)
         record = StoredResponse(
             request_fingerprint=request_print,
-            status_code=response.status_code,
-            body=bytes(response.body).decode(),
-            location=response.headers.get("location"),
+            status_code=201,
+            body=created.body.decode(),
+            location=created.location,
         )
         if not idempotency.remember(session, user_id, key, record):
             # A concurrent request with this key committed first: start over and replay it.
             raise RetryTransaction
-        return response
+        return created
 
     return db.run(user_id, attempt)

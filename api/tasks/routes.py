@@ -1,58 +1,40 @@
 """Task routes under /api/{user_id}/tasks.
 
 Each handler reads top to bottom: the verified caller (BearerAuthentication) and the path check
-(TenantRoute) have already run; the handler opens one RLS transaction, runs its user-filtered
-queries, commits, and only then builds the response.
+(TenantRoute) have already run; the handler runs its user-filtered queries in one unit of work,
+gets records back, and only then builds the response.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Annotated
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from pydantic import TypeAdapter
 from sqlmodel import Session
 
-from api.conditional import etag_for, if_match_allows
-from api.cursor import CURSOR_PATTERN, decode_cursor, encode_cursor
-from api.deps import CurrentUser, DatabaseDep
-from api.errors import PreconditionFailed, TaskNotFound
-from api.idempotency import IdempotencyKeyHeader, create_once
-from api.openapi import COMMON_STATUSES, problem_responses, success_headers
-from api.routing import TenantRoute
-from api.schemas import (
-    PAGE_MAX,
-    USER_ID_PATTERN,
-    TaskCreate,
-    TaskPage,
-    TaskPatch,
-    TaskPublic,
-    TaskReplace,
-)
+from api.deps import CurrentCaller, UnitOfWorkDep
+from api.http.openapi import COMMON_STATUSES, problem_responses, success_headers
+from api.http.tenant_route import TenantRoute
+from api.paths import TENANT_PREFIX, task_path, tenant_path
+from api.problems import PreconditionFailed, TaskNotFound
+from api.tasks.conditional import etag_for, if_match_allows
+from api.tasks.cursor import CURSOR_PATTERN, decode_cursor, encode_cursor
+from api.tasks.idempotency import Created, IdempotencyKeyHeader, create_once
+from api.tasks.schemas import PAGE_MAX, TaskCreate, TaskPage, TaskPatch, TaskPublic, TaskReplace
 from db import tasks
-from db.models import USER_ID_MAX
 from db.tasks import Position, SortOrder, StatusFilter, TaskRecord
 
 router = APIRouter(
-    prefix="/api/{user_id}/tasks",
+    prefix=f"{TENANT_PREFIX}/tasks",
     tags=["tasks"],
     route_class=TenantRoute,
     responses=problem_responses(*COMMON_STATUSES),
 )
 
-UserIdPath = Annotated[
-    str,
-    Path(
-        min_length=1,
-        max_length=USER_ID_MAX,
-        pattern=USER_ID_PATTERN,
-        description="The caller's user id; must equal the token's identity claim.",
-        examples=["user_123"],
-    ),
-]
 TaskIdPath = Annotated[
     uuid.UUID,
     Path(
@@ -91,17 +73,17 @@ _TASK_RESPONSE = {"description": "The task.", **success_headers("ETag")}
 _TASK = TypeAdapter(TaskPublic)
 _TASKS = TypeAdapter(list[TaskPublic])
 JSON = "application/json"
+Change = Callable[[Session], TaskRecord | None]
 
 
-def _task_response(task: TaskRecord, status_code: int = 200, **headers: str) -> Response:
-    body = _TASK.dump_json(_TASK.validate_python(task, from_attributes=True))
+def _task_json(task: TaskRecord) -> bytes:
+    return _TASK.dump_json(_TASK.validate_python(task, from_attributes=True))
+
+
+def _task_response(body: bytes, status_code: int = 200, **headers: str) -> Response:
     return Response(
         body, status_code=status_code, media_type=JSON, headers={"ETag": etag_for(body), **headers}
     )
-
-
-def _task_path(user_id: str, task_id: uuid.UUID) -> str:
-    return f"/api/{quote(user_id, safe='')}/tasks/{task_id}"
 
 
 def _require_match(session: Session, user: str, task_id: uuid.UUID, if_match: str | None) -> None:
@@ -111,17 +93,32 @@ def _require_match(session: Session, user: str, task_id: uuid.UUID, if_match: st
     current = tasks.get_task(session, user, task_id, for_update=True)
     if current is None:
         raise TaskNotFound("No such task.")
-    body = _TASK.dump_json(_TASK.validate_python(current, from_attributes=True))
-    if not if_match_allows(if_match, etag_for(body)):
+    if not if_match_allows(if_match, etag_for(_task_json(current))):
         raise PreconditionFailed("The task has changed since you read it; fetch it again.")
 
 
-def _next_link(request: Request, sort: SortOrder, page: Sequence[TaskRecord]) -> str:
+def _change_task(
+    db: UnitOfWorkDep, user: str, task_id: uuid.UUID, if_match: str | None, change: Change
+) -> TaskRecord:
+    """The shape every write to one task shares: the If-Match check, the change, 404 if none."""
+
+    def work(session: Session) -> TaskRecord:
+        _require_match(session, user, task_id, if_match)
+        task = change(session)
+        if task is None:
+            raise TaskNotFound("No such task.")
+        return task
+
+    return db.run(user, work)
+
+
+def _next_link(request: Request, user: str, sort: SortOrder, page: Sequence[TaskRecord]) -> str:
+    """The next page's link, from the percent-encoded path: any user id fits in the header."""
     last = page[-1]
     position = Position(key=getattr(last, sort.key), id=last.id)
     params = dict(request.query_params)
     params["cursor"] = encode_cursor(sort, position)
-    return f'<{request.url.path}?{urlencode(params)}>; rel="next"'
+    return f'<{tenant_path(user)}/tasks?{urlencode(params)}>; rel="next"'
 
 
 @router.get(
@@ -134,9 +131,8 @@ def _next_link(request: Request, sort: SortOrder, page: Sequence[TaskRecord]) ->
     },
 )
 def list_tasks(
-    user_id: UserIdPath,
-    user: CurrentUser,
-    db: DatabaseDep,
+    caller: CurrentCaller,
+    db: UnitOfWorkDep,
     request: Request,
     status: Annotated[StatusFilter, Query(description="Which tasks to include.")] = (
         StatusFilter.all
@@ -158,6 +154,7 @@ def list_tasks(
     ] = None,
 ) -> Response:
     """Newest first by default. When more tasks follow, `Link` carries the next page's URL."""
+    user = caller.user_id
     after = decode_cursor(sort, cursor) if cursor else None
     query = tasks.list_query(user, status=status, sort=sort, limit=limit + 1, after=after)
     rows: list[TaskRecord] = db.read(user, query)
@@ -165,7 +162,7 @@ def list_tasks(
     body = _TASKS.dump_json(_TASKS.validate_python(page, from_attributes=True))
     response = Response(body, media_type=JSON)
     if len(rows) > limit:
-        response.headers["Link"] = _next_link(request, sort, page)
+        response.headers["Link"] = _next_link(request, user, sort, page)
     return response
 
 
@@ -185,24 +182,26 @@ def list_tasks(
     },
 )
 def create_task(
-    user_id: UserIdPath,
     body: TaskCreate,
-    user: CurrentUser,
-    db: DatabaseDep,
+    caller: CurrentCaller,
+    db: UnitOfWorkDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     """Unknown fields (such as `user_id` or `id`) are refused with 422, never ignored.
 
     With `Idempotency-Key`, a retry of the same request returns the first response.
     """
+    user = caller.user_id
 
-    def create(session: Session) -> Response:
+    def create(session: Session) -> Created:
         task = tasks.create_task(session, user, **body.model_dump())
-        return _task_response(task, 201, Location=_task_path(user, task.id))
+        return Created(_task_json(task), task_path(user, task.id))
 
     if idempotency_key is None:
-        return db.run(user, create)
-    return create_once(db, user, idempotency_key, body, create)
+        created = db.run(user, create)
+    else:
+        created = create_once(db, user, idempotency_key, body, create)
+    return _task_response(created.body, 201, Location=created.location, **created.headers())
 
 
 @router.get(
@@ -212,14 +211,12 @@ def create_task(
     response_model=TaskPublic,
     responses={200: _TASK_RESPONSE, **problem_responses(404)},
 )
-def get_task(
-    user_id: UserIdPath, task_id: TaskIdPath, user: CurrentUser, db: DatabaseDep
-) -> Response:
+def get_task(task_id: TaskIdPath, caller: CurrentCaller, db: UnitOfWorkDep) -> Response:
     """Another user's task and a missing task are the same 404."""
-    found: list[TaskRecord] = db.read(user, tasks.get_query(user, task_id))
+    found: list[TaskRecord] = db.read(caller.user_id, tasks.get_query(caller.user_id, task_id))
     if not found:
         raise TaskNotFound("No such task.")
-    return _task_response(found[0])
+    return _task_response(_task_json(found[0]))
 
 
 @router.put(
@@ -230,23 +227,19 @@ def get_task(
     responses={200: _TASK_RESPONSE, **problem_responses(400, 404, 412, 415)},
 )
 def replace_task(
-    user_id: UserIdPath,
     task_id: TaskIdPath,
     body: TaskReplace,
-    user: CurrentUser,
-    db: DatabaseDep,
+    caller: CurrentCaller,
+    db: UnitOfWorkDep,
     if_match: IfMatch = None,
 ) -> Response:
     """Omitted optional fields go back to their defaults."""
+    user = caller.user_id
 
-    def replace(session: Session) -> TaskRecord:
-        _require_match(session, user, task_id, if_match)
-        task = tasks.update_task(session, user, task_id, body.model_dump())
-        if task is None:
-            raise TaskNotFound("No such task.")
-        return task
+    def replace(session: Session) -> TaskRecord | None:
+        return tasks.update_task(session, user, task_id, body.model_dump())
 
-    return _task_response(db.run(user, replace))
+    return _task_response(_task_json(_change_task(db, user, task_id, if_match, replace)))
 
 
 @router.patch(
@@ -257,27 +250,22 @@ def replace_task(
     responses={200: _TASK_RESPONSE, **problem_responses(400, 404, 412, 415)},
 )
 def update_task(
-    user_id: UserIdPath,
     task_id: TaskIdPath,
     body: TaskPatch,
-    user: CurrentUser,
-    db: DatabaseDep,
+    caller: CurrentCaller,
+    db: UnitOfWorkDep,
     if_match: IfMatch = None,
 ) -> Response:
     """Only the fields sent change; `null` is accepted for `description` alone."""
+    user = caller.user_id
     changes = body.changes()
 
-    def patch(session: Session) -> TaskRecord:
-        _require_match(session, user, task_id, if_match)
+    def patch(session: Session) -> TaskRecord | None:
         if changes:
-            task = tasks.update_task(session, user, task_id, changes)
-        else:
-            task = tasks.get_task(session, user, task_id)
-        if task is None:
-            raise TaskNotFound("No such task.")
-        return task
+            return tasks.update_task(session, user, task_id, changes)
+        return tasks.get_task(session, user, task_id)
 
-    return _task_response(db.run(user, patch))
+    return _task_response(_task_json(_change_task(db, user, task_id, if_match, patch)))
 
 
 @router.patch(
@@ -288,22 +276,15 @@ def update_task(
     responses={200: _TASK_RESPONSE, **problem_responses(404, 412)},
 )
 def toggle_completed(
-    user_id: UserIdPath,
-    task_id: TaskIdPath,
-    user: CurrentUser,
-    db: DatabaseDep,
-    if_match: IfMatch = None,
+    task_id: TaskIdPath, caller: CurrentCaller, db: UnitOfWorkDep, if_match: IfMatch = None
 ) -> Response:
     """Flips `completed`; `If-Match` makes the toggle conditional on the state the caller saw."""
+    user = caller.user_id
 
-    def toggle(session: Session) -> TaskRecord:
-        _require_match(session, user, task_id, if_match)
-        task = tasks.toggle_completed(session, user, task_id)
-        if task is None:
-            raise TaskNotFound("No such task.")
-        return task
+    def toggle(session: Session) -> TaskRecord | None:
+        return tasks.toggle_completed(session, user, task_id)
 
-    return _task_response(db.run(user, toggle))
+    return _task_response(_task_json(_change_task(db, user, task_id, if_match, toggle)))
 
 
 @router.delete(
@@ -315,13 +296,10 @@ def toggle_completed(
     responses={204: {"description": "The task was deleted."}, **problem_responses(404, 412)},
 )
 def delete_task(
-    user_id: UserIdPath,
-    task_id: TaskIdPath,
-    user: CurrentUser,
-    db: DatabaseDep,
-    if_match: IfMatch = None,
+    task_id: TaskIdPath, caller: CurrentCaller, db: UnitOfWorkDep, if_match: IfMatch = None
 ) -> Response:
     """Gone for good; a second delete, like another user's, is 404."""
+    user = caller.user_id
 
     def delete(session: Session) -> None:
         _require_match(session, user, task_id, if_match)

@@ -22,11 +22,11 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import metrics
-from api.errors import RateLimited, render
-from api.ratelimit import Decision, Policy, RateLimiter
-
-LIMITED_PREFIX = "/api/"
+from api.auth.caller import caller_of
+from api.observability import metrics
+from api.paths import API_PREFIX
+from api.problems import RateLimited, render
+from api.ratelimit.buckets import Decision, Policy, RateLimiter
 
 
 def _headers(decision: Decision) -> list[tuple[bytes, bytes]]:
@@ -57,11 +57,11 @@ def _with_headers(send: Send, decision: Decision) -> Send:
 
 
 def _limited(scope: Scope) -> bool:
-    return scope["type"] == "http" and str(scope["path"]).startswith(LIMITED_PREFIX)
+    return scope["type"] == "http" and str(scope["path"]).startswith(API_PREFIX)
 
 
 class UserRateLimit:
-    """Per-user budget; sits inside BearerAuthentication, which stores the verified user id."""
+    """Per-user budget; sits inside BearerAuthentication, which records the verified Caller."""
 
     def __init__(self, app: ASGIApp, limiter: RateLimiter, policy: Policy) -> None:
         self.app = app
@@ -69,11 +69,11 @@ class UserRateLimit:
         self.policy = policy
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        user_id = scope.get("state", {}).get("user_id") if _limited(scope) else None
-        if user_id is None:
+        caller = caller_of(scope) if _limited(scope) else None
+        if caller is None:
             await self.app(scope, receive, send)
             return
-        decision = await self.limiter.take(self.policy, user_id)
+        decision = await self.limiter.take(self.policy, caller.user_id)
         if not decision.allowed:
             metrics.RATE_LIMIT_REJECTIONS.labels(policy=self.policy.name).inc()
             await render(too_many_requests(decision, "user"))(scope, receive, send)
@@ -107,9 +107,7 @@ class AddressRateLimit:
             del self._blocked[address]
 
         async def send_charged(message: Message) -> None:
-            if message["type"] == "http.response.start" and "user_id" not in scope.get(
-                "state", {}
-            ):
+            if message["type"] == "http.response.start" and caller_of(scope) is None:
                 decision = await self.limiter.take(self.policy, address)
                 if decision.remaining == 0:
                     self._block(address, decision)

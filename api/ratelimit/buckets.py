@@ -24,7 +24,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from api import metrics
+from api.observability import metrics
 from api.settings import Settings
 
 log = logging.getLogger(__name__)

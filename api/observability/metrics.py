@@ -24,11 +24,13 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-from sqlalchemy import Engine, event
+from sqlalchemy import event
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from sqlalchemy.pool import Pool
+from sqlalchemy.pool import QueuePool
 from starlette.requests import Request
 from starlette.responses import Response
+
+from db.unit_of_work import UnitOfWork
 
 REQUESTS = Counter(
     "tasks_api_http_requests_total",
@@ -69,36 +71,30 @@ RATE_LIMIT_DEGRADED = Counter(
 )
 
 
-def sample_pool(pool: Pool) -> None:
-    """Copy the pool's counters into the gauges (only QueuePool-like pools report them)."""
-    checkedout = getattr(pool, "checkedout", None)
-    checkedin = getattr(pool, "checkedin", None)
-    if checkedout is None or checkedin is None:
-        return
-    DB_POOL.labels(state="in_use").set(checkedout())
-    DB_POOL.labels(state="idle").set(checkedin())
-    # Threads blocked in QueuePool's checkout wait on this condition; SQLAlchemy has no public
-    # counter for them.
-    condition = getattr(getattr(pool, "_pool", None), "not_empty", None)
-    waiters = getattr(condition, "_waiters", None)
-    if waiters is not None:
-        DB_POOL.labels(state="waiting").set(len(waiters))
+def sample_pool(uow: UnitOfWork) -> None:
+    """Copy the pool's public counters, and the unit of work's own count of requests waiting
+    for a connection, into the gauges (only QueuePool-like pools report them)."""
+    pool = uow.engine.pool
+    if isinstance(pool, QueuePool):
+        DB_POOL.labels(state="in_use").set(pool.checkedout())
+        DB_POOL.labels(state="idle").set(pool.checkedin())
+    DB_POOL.labels(state="waiting").set(uow.waiting_for_connection)
 
 
-_instrumented: weakref.WeakSet[Engine] = weakref.WeakSet()
+_instrumented: weakref.WeakSet[UnitOfWork] = weakref.WeakSet()
 
 
-def instrument_engine(engine: Engine) -> None:
+def instrument(uow: UnitOfWork) -> None:
     """Keep the pool gauges current as connections come and go, in every worker."""
-    if engine in _instrumented:
+    if uow in _instrumented:
         return
-    _instrumented.add(engine)
+    _instrumented.add(uow)
 
     def on_pool_event(*_: Any) -> None:
-        sample_pool(engine.pool)
+        sample_pool(uow)
 
     for name in ("checkout", "checkin", "connect", "close"):
-        event.listen(engine.pool, name, on_pool_event)
+        event.listen(uow.engine, name, on_pool_event)
 
 
 def record_database_error(exc: BaseException, *, unavailable: bool) -> None:
@@ -123,5 +119,5 @@ def _registry() -> CollectorRegistry:
 
 
 def metrics_endpoint(request: Request) -> Response:
-    sample_pool(request.app.state.database.engine.pool)
+    sample_pool(request.app.state.unit_of_work)
     return Response(generate_latest(_registry()), media_type=CONTENT_TYPE_LATEST)

@@ -8,8 +8,7 @@ from psycopg import errors
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from api.errors import is_database_unavailable
-from db.session import RetryTransaction
+from db.errors import RetryTransaction, is_unavailable
 
 
 def wrapped(orig: Exception, *, invalidated: bool = False) -> DBAPIError:
@@ -55,18 +54,18 @@ NOT_UNAVAILABLE = {
 def test_database_trouble_is_unavailable_raw_and_as_wrapped_by_sqlalchemy(
     error: Exception,
 ) -> None:
-    assert is_database_unavailable(error)
+    assert is_unavailable(error)
     if isinstance(error, psycopg.Error):
-        assert is_database_unavailable(wrapped(error))
+        assert is_unavailable(wrapped(error))
 
 
 @pytest.mark.parametrize("error", NOT_UNAVAILABLE.values(), ids=NOT_UNAVAILABLE.keys())
 def test_errors_that_no_retry_would_fix_are_not_unavailable(error: Exception) -> None:
-    assert not is_database_unavailable(error)
+    assert not is_unavailable(error)
     if isinstance(error, psycopg.Error):
-        assert not is_database_unavailable(wrapped(error))
+        assert not is_unavailable(wrapped(error))
 
 
 def test_sqlalchemy_operational_error_wrapping_a_refusal_is_unavailable() -> None:
     refused = psycopg.OperationalError("connection failed: Connection refused")
-    assert is_database_unavailable(OperationalError("connect", {}, refused))
+    assert is_unavailable(OperationalError("connect", {}, refused))

@@ -14,7 +14,7 @@ the service into a fetch amplifier against the issuer, so:
 
 Fetching blocks, so it never runs on the event loop: the resolver raises `KeyFetchNeeded` and the
 caller (api.middleware.BearerAuthentication) runs the fetch in a worker thread, or at startup.
-Where the bytes come from (a URL or a file) is api.jwks_source's job.
+Where the bytes come from (a URL or a file) is api.auth.jwks_fetch's job.
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
-from api.auth import InvalidToken, KeyFetchNeeded
-from api.errors import ServiceUnavailable
-from api.jwks_source import Fetch, JwksError, fetch_for
+from api.auth.jwks_fetch import Fetch, JwksError, fetch_for
+from api.auth.tokens import InvalidToken, KeyFetchNeeded
+from api.problems import ServiceUnavailable
 from api.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ class _Snapshot:
 
 
 class JwksKeys:
-    """A KeyResolver (see api.auth) backed by a cached JWKS."""
+    """A KeyResolver (see api.auth.tokens) backed by a cached JWKS."""
 
     def __init__(
         self,

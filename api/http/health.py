@@ -7,8 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from api.errors import ServiceUnavailable, render
-from api.openapi import PROBE_STATUSES, problem_responses
+from api.http.openapi import PROBE_STATUSES, problem_responses
+from api.problems import ServiceUnavailable, render
 from db.migrate import current_revision, head_revision
 
 router = APIRouter(tags=["health"])
@@ -77,7 +77,7 @@ def readyz(request: Request) -> Response:
     """Not ready (503) while the database is unreachable or behind the code's migrations."""
     retry_after = str(request.app.state.settings.retry_after_seconds)
     try:
-        revision = current_revision(request.app.state.database.engine)
+        revision = current_revision(request.app.state.unit_of_work.engine)
     except Exception:
         return render(
             ServiceUnavailable("The database is unreachable.", headers={"Retry-After": retry_after})

@@ -14,8 +14,7 @@ from typing import Any, Protocol
 import jwt
 
 from api.settings import HMAC_ALGORITHMS, Settings
-
-USER_ID_MAX = 255
+from db.identity import CONTROL_CHARACTER, USER_ID_MAX
 
 
 class InvalidToken(Exception):
@@ -26,7 +25,7 @@ class KeyFetchNeeded(Exception):
     """The key may appear after a blocking fetch: run `fetch` off the event loop, verify again.
 
     Verification itself stays synchronous and never touches the network; the caller decides
-    where the blocking part runs (api.middleware runs it in a worker thread).
+    where the blocking part runs (api.auth.middleware runs it in a worker thread).
     """
 
     def __init__(self, fetch: Callable[[], None]) -> None:
@@ -35,7 +34,7 @@ class KeyFetchNeeded(Exception):
 
 
 class KeyResolver(Protocol):
-    """Resolves (kid, alg) to a verification key for asymmetric algorithms (see api.jwks).
+    """Resolves (kid, alg) to a verification key for asymmetric algorithms (see api.auth.jwks).
 
     Raises InvalidToken for an unknown or unsuitable key, KeyFetchNeeded (only when `may_fetch`)
     when fetching could help, or a Problem (503) when the keys are unavailable.
@@ -49,7 +48,7 @@ def _valid_user_id(value: object) -> str:
         raise InvalidToken("the identity claim must be a non-empty string")
     if len(value) > USER_ID_MAX:
         raise InvalidToken("the identity claim is too long")
-    if any(ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F for ch in value):
+    if CONTROL_CHARACTER.search(value):
         raise InvalidToken("the identity claim contains control characters")
     try:
         value.encode("utf-8")

@@ -14,7 +14,8 @@ from typing import Any
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 
-from api.errors import Forbidden, UnsupportedMediaType
+from api.auth.caller import caller_of
+from api.problems import Forbidden, UnsupportedMediaType
 
 
 def is_json_media_type(content_type: str | None) -> bool:
@@ -34,7 +35,8 @@ class TenantRoute(APIRoute):
         takes_body = self.body_field is not None
 
         async def checked_handler(request: Request) -> Response:
-            if request.path_params.get("user_id") != request.state.user_id:
+            caller = caller_of(request.scope)
+            if caller is None or request.path_params.get("user_id") != caller.user_id:
                 raise Forbidden("The path's user is not the token's user.")
             if takes_body and not is_json_media_type(request.headers.get("content-type")):
                 raise UnsupportedMediaType("Send the body as application/json.")
