@@ -134,11 +134,7 @@ class Settings(BaseSettings):
     @property
     def rate_per_second(self) -> float | None:
         """The per-user budget in requests per second, or None when limiting is off."""
-        match = _RATE.match(self.rate_limit.lower())
-        if match is None:
-            return None
-        count, unit = int(match.group(1)), match.group(2)
-        return count / (1.0 if unit.startswith("s") else 60.0)
+        return _per_second(self.rate_limit)
 
     @property
     def address_rate_per_second(self) -> float | None:
@@ -146,11 +142,7 @@ class Settings(BaseSettings):
         if self.rate_limit_address is None:
             user_rate = self.rate_per_second
             return None if user_rate is None else user_rate * 10
-        match = _RATE.match(self.rate_limit_address.lower())
-        if match is None:
-            return None
-        count, unit = int(match.group(1)), match.group(2)
-        return count / (1.0 if unit.startswith("s") else 60.0)
+        return _per_second(self.rate_limit_address)
 
     def require_verification_keys(self) -> None:
         """Refuse to serve a deployed database when no token could ever be verified safely."""
@@ -176,5 +168,14 @@ class Settings(BaseSettings):
 
 
 @lru_cache
+def _per_second(rate: str) -> float | None:
+    """'100/s' or '600/min' as requests per second; None for 'off' (validated on load)."""
+    match = _RATE.match(rate.lower())
+    if match is None:
+        return None
+    count, unit = int(match.group(1)), match.group(2)
+    return count / (1.0 if unit.startswith("s") else 60.0)
+
+
 def get_settings() -> Settings:
     return Settings()

@@ -46,6 +46,17 @@ def _prepare_local(settings: Settings) -> Settings:
     return get_settings()
 
 
+def owner_url(settings: Settings) -> str:
+    """The URL of the role that owns the schema: MIGRATION_DATABASE_URL (on Neon the direct,
+    non-pooled URL), else DATABASE_URL, else the embedded database (started on demand)."""
+    url = settings.migration_database_url or settings.database_url
+    if url is None:
+        from db.embedded import start_embedded
+
+        url = start_embedded(settings.data_dir)
+    return url
+
+
 def resolve_workers(flag: int | None, environ: Mapping[str, str]) -> int:
     """--workers wins; else WEB_CONCURRENCY (the convention of PaaS hosts); else one process."""
     if flag is not None:
@@ -165,14 +176,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from db.audit.report import render_json, render_table
     from db.audit.runner import audit_database
 
-    url = args.database_url
-    if url is None:
-        settings = _settings()
-        url = settings.migration_database_url or settings.database_url
-        if url is None:
-            from db.embedded import start_embedded
-
-            url = start_embedded(settings.data_dir)
+    url = args.database_url or owner_url(_settings())
     try:
         report = audit_database(url)
     except psycopg.Error as exc:
@@ -188,12 +192,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 def cmd_migrate(_: argparse.Namespace) -> int:
     from db.migrate import upgrade_to_head
 
-    settings = _settings()
-    url = settings.migration_database_url or settings.database_url
-    if url is None:
-        from db.embedded import start_embedded
-
-        url = start_embedded(settings.data_dir)
+    url = owner_url(_settings())
     upgrade_to_head(url)
     print("tasks-api: database migrated to head")
     return 0

@@ -2,7 +2,9 @@
 
 Row-level security already limits each transaction to the caller's keys; these filters are the
 second, independent layer, as in db/tasks.py. A key lives for `KEY_LIFETIME` (the table's
-`expires_at` default); an expired record is ignored and deleted when its key is used again.
+`expires_at` default); an expired record is ignored and deleted when its key is used again, and
+each keyed create also purges a bounded batch of the caller's other expired keys, so the table
+does not grow with every key a client ever sent.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from db.models import IdempotencyKey
 
 # Keep in step with the `expires_at` default in alembic/versions/0002_idempotency_keys.py.
 KEY_LIFETIME = timedelta(hours=24)
+# Expired keys removed per keyed create: bounded, so no request pays for a long backlog.
+PURGE_BATCH = 100
 
 
 @dataclass(frozen=True)
@@ -73,3 +77,23 @@ def remember(session: Session, user_id: str, key: str, response: StoredResponse)
         .returning(col(IdempotencyKey.key))
     )
     return session.execute(statement).first() is not None
+
+
+def purge_expired(session: Session, user_id: str, batch: int = PURGE_BATCH) -> int:
+    """Delete up to `batch` of the caller's expired keys; how many went.
+
+    Row-level security limits it to the caller's rows, and it filters by `user_id` itself; the
+    primary key (user_id, key) keeps the scan to the caller's keys.
+    """
+    expired = (
+        select(col(IdempotencyKey.key))
+        .where(col(IdempotencyKey.user_id) == user_id, col(IdempotencyKey.expires_at) <= func.now())
+        .limit(batch)
+        .scalar_subquery()
+    )
+    result = session.execute(
+        delete(IdempotencyKey)
+        .where(col(IdempotencyKey.user_id) == user_id, col(IdempotencyKey.key).in_(expired))
+        .returning(col(IdempotencyKey.key))
+    )
+    return len(result.all())

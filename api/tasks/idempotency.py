@@ -74,6 +74,7 @@ def create_once(
     request_print = fingerprint(body)
 
     def attempt(session: Session) -> Created:
+        idempotency.purge_expired(session, user_id)
         stored = idempotency.find(session, user_id, key)
         if stored is not None:
             if stored.request_fingerprint != request_print:

@@ -181,3 +181,36 @@ def test_without_a_key_every_post_creates_a_task(
         response = client.post(f"/api/{alice}/tasks", json={"title": "t"}, headers=auth(alice))
         assert response.status_code == 201
     assert task_count(owner_conn, alice) == 2
+
+
+def key_count(conn: psycopg.Connection, user: str) -> int:
+    row = conn.execute("SELECT count(*) FROM idempotency_key WHERE user_id = %s", (user,)).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_a_keyed_create_purges_the_callers_other_expired_keys(
+    client: TestClient, auth: Auth, alice: str, owner_conn: psycopg.Connection
+) -> None:
+    for _ in range(3):
+        post(client, auth, alice, str(uuid.uuid4()), {"title": "Old"})
+    owner_conn.execute(
+        "UPDATE idempotency_key SET expires_at = now() - interval '1 second' WHERE user_id = %s",
+        (alice,),
+    )
+    post(client, auth, alice, str(uuid.uuid4()), {"title": "New"})
+    assert key_count(owner_conn, alice) == 1
+
+
+def test_a_keyed_create_leaves_other_users_expired_keys_and_live_keys_alone(
+    client: TestClient, auth: Auth, alice: str, bob: str, owner_conn: psycopg.Connection
+) -> None:
+    post(client, auth, bob, str(uuid.uuid4()), {"title": "Bob's"})
+    post(client, auth, alice, str(uuid.uuid4()), {"title": "Alice's live key"})
+    owner_conn.execute(
+        "UPDATE idempotency_key SET expires_at = now() - interval '1 second' WHERE user_id = %s",
+        (bob,),
+    )
+    post(client, auth, alice, str(uuid.uuid4()), {"title": "Another"})
+    assert key_count(owner_conn, bob) == 1
+    assert key_count(owner_conn, alice) == 2

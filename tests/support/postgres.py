@@ -7,6 +7,7 @@ rows. Roles are cluster-wide: tests that break a role do it on a private embedde
 from __future__ import annotations
 
 import secrets
+import shutil
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -33,6 +34,8 @@ def embedded_cluster() -> Iterator[str]:
         yield str(server.get_uri())
     finally:
         server.cleanup()
+        # The wheel removes its data directory, not the temporary folder it was made in.
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def url_for_database(admin_url: str, name: str) -> str:
