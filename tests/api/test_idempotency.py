@@ -184,7 +184,8 @@ def test_without_a_key_every_post_creates_a_task(
 
 
 def key_count(conn: psycopg.Connection, user: str) -> int:
-    row = conn.execute("SELECT count(*) FROM idempotency_key WHERE user_id = %s", (user,)).fetchone()
+    query = "SELECT count(*) FROM idempotency_key WHERE user_id = %s"
+    row = conn.execute(query, (user,)).fetchone()
     assert row is not None
     return int(row[0])
 
