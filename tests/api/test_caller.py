@@ -1,4 +1,4 @@
-"""The verified caller: one typed object in the ASGI scope, read by everything after authentication."""
+"""The verified caller: one typed object in the ASGI scope, read by all that follows."""
 
 from __future__ import annotations
 
