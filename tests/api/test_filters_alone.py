@@ -15,6 +15,7 @@ from psycopg import sql
 
 from db.catalog import TENANT_TABLES
 from tests.api import test_isolation
+from tests.support.identity import act_as
 from tests.support.postgres import throwaway_database
 
 
@@ -61,8 +62,7 @@ def test_this_database_enforces_no_row_level_security(
     ).fetchone() == (0,)
     owner_conn.execute("INSERT INTO task (user_id, title) VALUES (%s, 'visible to all')", (bob,))
     with owner_conn.transaction():
-        owner_conn.execute("SELECT set_config('role', 'tasks_app', true)")
-        owner_conn.execute("SELECT set_config('app.user_id', %s, true)", (alice,))
+        act_as(owner_conn, alice)
         seen = owner_conn.execute("SELECT count(*) FROM task WHERE user_id = %s", (bob,))
         assert seen.fetchone() == (1,)
 

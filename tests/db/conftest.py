@@ -8,6 +8,8 @@ from contextlib import contextmanager
 import psycopg
 import pytest
 
+from tests.support.identity import act_as
+
 
 @pytest.fixture
 def as_user(database_url: str) -> Iterator[Callable[..., object]]:
@@ -22,9 +24,7 @@ def as_user(database_url: str) -> Iterator[Callable[..., object]]:
     def open_as(user_id: str | None, *, commit: bool = False) -> Iterator[psycopg.Connection]:
         conn = psycopg.connect(database_url)
         conns.append(conn)
-        conn.execute("SELECT set_config('role', 'tasks_app', true)")
-        if user_id is not None:
-            conn.execute("SELECT set_config('app.user_id', %s, true)", (user_id,))
+        act_as(conn, user_id)
         try:
             yield conn
             if commit:

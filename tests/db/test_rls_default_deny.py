@@ -13,6 +13,8 @@ import psycopg
 import pytest
 from psycopg import errors
 
+from tests.support.identity import act_as
+
 AsUser = Callable[..., Any]
 Seed = Callable[..., str]
 RLS_INSERT_REFUSED = 'new row violates row-level security policy for table "task"'
@@ -73,11 +75,10 @@ def test_identity_from_an_earlier_transaction_does_not_carry_over(
 ) -> None:
     """What a pooled connection looks like to the next request: SET LOCAL died with the commit."""
     with psycopg.connect(database_url) as conn:
-        conn.execute("SELECT set_config('role', 'tasks_app', true)")
-        conn.execute("SELECT set_config('app.user_id', %s, true)", (alice,))
+        act_as(conn, alice)
         assert conn.execute("SELECT count(*) FROM task").fetchone() == (1,)
         conn.commit()
-        conn.execute("SELECT set_config('role', 'tasks_app', true)")
+        act_as(conn, None)
         leftover = conn.execute("SELECT current_setting('app.user_id', true)").fetchone()
         assert leftover is not None and leftover[0] in (None, "")
         assert conn.execute("SELECT count(*) FROM task").fetchone() == (0,)

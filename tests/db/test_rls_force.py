@@ -12,6 +12,8 @@ from contextlib import contextmanager
 
 import psycopg
 
+from tests.support.identity import act_as
+
 Seed = Callable[..., str]
 
 
@@ -20,9 +22,7 @@ def as_table_owner(database_url: str, user_id: str | None) -> Iterator[psycopg.C
     with psycopg.connect(database_url) as conn:
         conn.execute("SET LOCAL lock_timeout = '5s'")
         conn.execute("ALTER TABLE task OWNER TO tasks_app")
-        conn.execute("SELECT set_config('role', 'tasks_app', true)")
-        if user_id is not None:
-            conn.execute("SELECT set_config('app.user_id', %s, true)", (user_id,))
+        act_as(conn, user_id)
         owner = conn.execute("SELECT relowner::regrole::text FROM pg_class WHERE relname = 'task'")
         assert owner.fetchone() == ("tasks_app",)
         try:

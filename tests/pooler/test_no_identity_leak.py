@@ -19,6 +19,7 @@ import pytest
 from psycopg import errors
 
 from tests.pooler.pgbouncer import SHARED_POOL_SIZE, Pooler
+from tests.support.identity import act_as as open_as_user
 from tests.support.server import RunningServer, base_env, serve
 
 USERS = 16
@@ -145,10 +146,7 @@ def test_a_transaction_without_identity_finds_none_on_the_same_server_connection
         owner_conn.execute("INSERT INTO task (user_id, title) VALUES (%s, 'x')", (user,))
     login = owner_conn.info.user
     with psycopg.connect(pooler.single_url, prepare_threshold=None) as first:
-        first.execute(
-            "SELECT set_config('role', 'tasks_app', true), set_config('app.user_id', %s, true)",
-            (alice,),
-        )
+        open_as_user(first, alice)
         identity, role, first_backend = _probe(first)
         assert (identity, role) == (alice, "tasks_app")
         assert first.execute("SELECT count(*) FROM task").fetchone() == (1,)
@@ -158,7 +156,7 @@ def test_a_transaction_without_identity_finds_none_on_the_same_server_connection
             assert second_backend == first_backend
             assert identity in (None, "")
             assert role == login
-            second.execute("SELECT set_config('role', 'tasks_app', true)")
+            open_as_user(second, None)
             assert second.execute("SELECT count(*) FROM task").fetchone() == (0,)
             second.rollback()
 
