@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
@@ -232,3 +233,25 @@ class TestTwoUsersStayApart:
         assert second.json()["user_id"] == bob and second.json()["title"] == "bob's"
         assert first.json()["id"] != second.json()["id"]
         assert second.json()["id"] not in listed_ids(client, auth, alice)
+
+    def test_purging_expired_keys_never_touches_another_users_keys(
+        self, client: TestClient, auth: Auth, tenants: Tenants, owner_conn: psycopg.Connection
+    ) -> None:
+        """Alice's keyed create purges her own expired keys; bob's expired key stays his."""
+        alice, bob = tenants.alice, tenants.bob
+        bobs_key = {"Idempotency-Key": f"bob-{uuid.uuid4()}"}
+        client.post(f"/api/{bob}/tasks", json={"title": "bob's"}, headers={**auth(bob), **bobs_key})
+        owner_conn.execute(
+            "UPDATE idempotency_key SET expires_at = now() - interval '1 second'"
+            " WHERE user_id = %s",
+            (bob,),
+        )
+        alices_key = {"Idempotency-Key": f"alice-{uuid.uuid4()}"}
+        created = client.post(
+            f"/api/{alice}/tasks", json={"title": "alice's"}, headers={**auth(alice), **alices_key}
+        )
+        assert created.status_code == 201
+        left = owner_conn.execute(
+            "SELECT count(*) FROM idempotency_key WHERE user_id = %s", (bob,)
+        ).fetchone()
+        assert left == (1,)

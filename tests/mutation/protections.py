@@ -89,6 +89,7 @@ PROTECTIONS: tuple[Protection, ...] = (
     _filter("db.tasks.toggle_completed"),
     _filter("db.tasks.delete_task"),
     _filter("db.idempotency.find"),
+    _filter("db.idempotency.purge_expired"),
 )
 
 
