@@ -167,7 +167,6 @@ class Settings(BaseSettings):
             raise ConfigError("JWT_JWKS_URL must be an http(s):// URL or a file path")
 
 
-@lru_cache
 def _per_second(rate: str) -> float | None:
     """'100/s' or '600/min' as requests per second; None for 'off' (validated on load)."""
     match = _RATE.match(rate.lower())
@@ -177,5 +176,6 @@ def _per_second(rate: str) -> float | None:
     return count / (1.0 if unit.startswith("s") else 60.0)
 
 
+@lru_cache
 def get_settings() -> Settings:
     return Settings()
