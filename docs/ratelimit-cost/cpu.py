@@ -74,9 +74,8 @@ async def main(database_url: str) -> None:
     secret = secrets.token_urlsafe(48)
     tokens = {f"user{u}": mint_token(secret, f"user{u}", ttl_seconds=7200) for u in range(1, 201)}
     apps = {
-        name: create_app(Settings(  # type: ignore[call-arg]
-            _env_file=None, database_url=database_url, jwt_secret=secret, log_level="WARNING",
-            **config,
+        name: create_app(Settings.model_validate(
+            {"database_url": database_url, "jwt_secret": secret, "log_level": "WARNING", **config}
         ))
         for name, config in CONFIGS.items()
     }

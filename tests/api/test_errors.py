@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from httpx2 import Response
 
 Auth = Callable[[str], dict[str, str]]
 PROBLEM = "application/problem+json"
 
 
-def assert_problem(response: object, status: int) -> dict[str, object]:
-    assert response.status_code == status, response.text  # type: ignore[attr-defined]
-    assert response.headers["content-type"] == PROBLEM  # type: ignore[attr-defined]
-    body = response.json()  # type: ignore[attr-defined]
+def assert_problem(response: Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM
+    body: dict[str, Any] = response.json()
     assert {"type", "title", "status", "detail"} <= body.keys()
     assert body["status"] == status
     return body
@@ -87,7 +89,7 @@ def test_unknown_fields_are_422_never_ignored(
         f"/api/{alice}/tasks", json={"title": "x", field: bob}, headers=auth(alice)
     )
     body = assert_problem(response, 422)
-    assert any(error["field"] == field for error in body["errors"])  # type: ignore[union-attr]
+    assert any(error["field"] == field for error in body["errors"])
 
 
 @pytest.mark.parametrize(
@@ -153,7 +155,7 @@ def test_body_over_the_limit_is_413(
 
 
 def test_streamed_body_over_the_limit_is_413(client: TestClient, auth: Auth, alice: str) -> None:
-    def chunks() -> object:
+    def chunks() -> Iterator[bytes]:
         yield b'{"title": "x", "description": "'
         for _ in range(40):
             yield b"d" * 10_000
@@ -198,7 +200,7 @@ def test_wrong_method_is_405_with_allow(client: TestClient, auth: Auth, alice: s
 
 def test_malformed_task_id_is_422(client: TestClient, auth: Auth, alice: str) -> None:
     body = assert_problem(client.get(f"/api/{alice}/tasks/not-a-uuid", headers=auth(alice)), 422)
-    assert body["errors"][0]["location"] == "path"  # type: ignore[index]
+    assert body["errors"][0]["location"] == "path"
 
 
 def test_error_bodies_carry_no_internals(client: TestClient, auth: Auth, alice: str) -> None:

@@ -14,7 +14,8 @@ def create(client: TestClient, auth: Auth, user: str, **body: object) -> dict[st
         f"/api/{user}/tasks", json={"title": "Buy milk", **body}, headers=auth(user)
     )
     assert response.status_code == 201, response.text
-    return response.json()
+    created: dict[str, object] = response.json()
+    return created
 
 
 def test_create_returns_201_with_location_etag_and_server_fields(
@@ -145,12 +146,9 @@ def test_stale_if_match_is_412_and_changes_nothing(
     url = created.headers["Location"]
     stale = created.headers["ETag"]
     assert client.patch(url, json={"title": "b"}, headers=auth(alice)).status_code == 200
-    for method, kwargs in (
-        ("PUT", {"json": {"title": "c"}}),
-        ("PATCH", {"json": {"title": "c"}}),
-        ("DELETE", {}),
-    ):
-        response = client.request(method, url, headers={**auth(alice), "If-Match": stale}, **kwargs)
+    for method, json in (("PUT", {"title": "c"}), ("PATCH", {"title": "c"}), ("DELETE", None)):
+        headers = {**auth(alice), "If-Match": stale}
+        response = client.request(method, url, headers=headers, json=json)
         assert response.status_code == 412, method
         assert response.headers["content-type"] == "application/problem+json"
     toggle = client.patch(f"{url}/complete", headers={**auth(alice), "If-Match": stale})

@@ -34,7 +34,8 @@ def create_and_list(base_url: str, user: str, token: str) -> list[dict[str, obje
     assert created.status_code == 201, created.text
     listed = httpx2.get(f"{base_url}/api/{user}/tasks", headers=headers)
     assert listed.status_code == 200
-    return listed.json()
+    tasks: list[dict[str, object]] = listed.json()
+    return tasks
 
 
 def test_migrate_then_serve_with_database_url_and_secret(admin_url: str, tmp_path: Path) -> None:
