@@ -209,6 +209,17 @@ def _connection_lost(conn: psycopg.Connection[Any], exc: BaseException) -> bool:
     )
 
 
+def identity_statement(
+    user_id: str, limits: TransactionLimits | None = None
+) -> tuple[str, dict[str, str]]:
+    """The identity statement and its bound values, for callers on a raw psycopg connection.
+
+    `tasks-api prove` must set identity exactly as a request does; handing it this statement
+    keeps the one copy here instead of a second one that could drift.
+    """
+    return _BEGIN_AS_SQL, _identity_params(user_id, limits or TransactionLimits())
+
+
 def _identity_params(user_id: str, limits: TransactionLimits) -> dict[str, str]:
     return {
         "role": RUNTIME_ROLE,
