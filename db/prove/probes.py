@@ -212,7 +212,12 @@ class TableProbe:
         return int(row[0]) if row else 0
 
     def _beyond_own(self, actor: str | None, rowcount: int) -> bool:
-        """Fallback when the target cannot see its own rows: more rows than the actor owns."""
+        """Fallback when the target cannot see its own rows: more rows than the actor owns.
+
+        The target acting on itself owns every row it reached; anyone else owns its seeds.
+        """
+        if actor == self.users[0]:
+            return rowcount > 0
         return rowcount > self.seeded.get(actor or "", 0)
 
     def _update(self, actor: str | None) -> Outcome:
