@@ -40,7 +40,6 @@ from db.audit.rules import (
     r30_no_primary_key,
     r31_duplicate_index,
     r32_function_search_path_mutable,
-    r33_extension_in_schema,
 )
 
 RULES: tuple[Rule, ...] = (
@@ -75,7 +74,6 @@ RULES: tuple[Rule, ...] = (
     r30_no_primary_key.RULE,
     r31_duplicate_index.RULE,
     r32_function_search_path_mutable.RULE,
-    r33_extension_in_schema.RULE,
     r17_drift.RULE,
 )
 
