@@ -19,7 +19,7 @@ def check(ctx: Context) -> list[Finding]:
             rule=RULE.id,
             severity=Severity.ERROR,
             object=judged.object,
-            explanation=f"{judged.clause} ({judged.expression}) has the branch "
+            explanation=f"{judged.clause} has the OR branch "
             f"{'; '.join(judged.verdict.null_escapes)}, which holds when app.user_id is unset "
             "or empty: a transaction with no identity reaches every tenant's rows",
             fix=judged.fix,

@@ -18,9 +18,8 @@ def check(ctx: Context) -> list[Finding]:
             rule=RULE.id,
             severity=Severity.ERROR,
             object=judged.object,
-            explanation=f"{judged.clause} ({judged.expression}) matches "
-            f"{'; '.join(judged.verdict.wildcards)}: an identity of '%' (or none at all) "
-            "admits every tenant's rows",
+            explanation=f"{judged.clause} matches {'; '.join(judged.verdict.wildcards)}: an "
+            "identity of '%' (or none at all) admits every tenant's rows",
             fix=judged.fix,
         )
         for judged in judged_clauses(ctx)
