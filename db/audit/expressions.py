@@ -6,28 +6,17 @@ text, is what makes the verdicts exact: which conjuncts are mandatory (every bra
 top-level AND must hold) and which sit in an optional OR branch, what a COALESCE falls back
 to, which calls sit inside a scalar subquery (evaluated once per statement) and which run for
 every row. Casts, parentheses, schema qualification and spelling never change a verdict.
-
-"The identity" is the setting the unit of work fills: `current_setting('app.user_id' ...)`,
-optionally wrapped in NULLIF(..., ''), casts and a scalar `(select ...)`.
+How an expression relates rows to the caller's identity is db.audit.identity's question.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from pglast import ast, enums, parse_sql
 from pglast.stream import RawStream
 
-IDENTITY_SETTING = "app.user_id"
-TENANT_COLUMN = "user_id"
-_LIKE_KINDS = (
-    enums.A_Expr_Kind.AEXPR_LIKE,
-    enums.A_Expr_Kind.AEXPR_ILIKE,
-    enums.A_Expr_Kind.AEXPR_SIMILAR,
-)
-_REGEX_OPERATORS = ("~", "~*", "!~", "!~*", "~~", "~~*")
 _VARYING = (ast.ColumnRef, ast.ParamRef, ast.FuncCall, ast.SubLink, ast.SQLValueFunction)
 
 
@@ -40,10 +29,10 @@ def parse(expression: str) -> ast.Node:
     return target.val
 
 
-def _children(node: Any) -> Iterator[ast.Node]:
+def children(node: Any) -> Iterator[ast.Node]:
     if isinstance(node, tuple | list):
         for item in node:
-            yield from _children(item)
+            yield from children(item)
     elif isinstance(node, ast.Node):
         for name in node:
             value = getattr(node, name)
@@ -53,20 +42,20 @@ def _children(node: Any) -> Iterator[ast.Node]:
                 yield from (v for v in value if isinstance(v, ast.Node))
 
 
-def _walk(node: ast.Node, *, into_subqueries: bool = True) -> Iterator[ast.Node]:
+def walk(node: ast.Node, *, into_subqueries: bool = True) -> Iterator[ast.Node]:
     yield node
     if isinstance(node, ast.SubLink) and not into_subqueries:
         return
-    for child in _children(node):
-        yield from _walk(child, into_subqueries=into_subqueries)
+    for child in children(node):
+        yield from walk(child, into_subqueries=into_subqueries)
 
 
-def _function_name(call: ast.FuncCall) -> str:
+def function_name(call: ast.FuncCall) -> str:
     name: Any = call.funcname  # schema-qualified or not: the last part names the function
     return str(name[-1].sval).lower()
 
 
-def _string_constant(node: Any) -> str | None:
+def string_constant(node: Any) -> str | None:
     while isinstance(node, ast.TypeCast):
         node = node.arg
     if isinstance(node, ast.A_Const) and isinstance(node.val, ast.String):
@@ -74,7 +63,7 @@ def _string_constant(node: Any) -> str | None:
     return None
 
 
-def _scalar_subquery_value(node: ast.Node) -> ast.Node | None:
+def scalar_subquery_value(node: ast.Node) -> ast.Node | None:
     """`(select x)` with no FROM: PostgreSQL evaluates x once, as an init plan."""
     if isinstance(node, ast.SubLink) and node.subLinkType == enums.SubLinkType.EXPR_SUBLINK:
         select = node.subselect
@@ -85,139 +74,8 @@ def _scalar_subquery_value(node: ast.Node) -> ast.Node | None:
     return None
 
 
-def is_identity(node: Any) -> bool:
-    """Does this node evaluate to the caller's identity (or NULL when it is unset)?"""
-    while isinstance(node, ast.TypeCast):
-        node = node.arg
-    if node is None:
-        return False
-    inner = _scalar_subquery_value(node)
-    if inner is not None:
-        return is_identity(inner)
-    if isinstance(node, ast.A_Expr) and node.kind == enums.A_Expr_Kind.AEXPR_NULLIF:
-        return is_identity(node.lexpr) and _string_constant(node.rexpr) == ""
-    return (
-        isinstance(node, ast.FuncCall)
-        and _function_name(node) == "current_setting"
-        and _string_constant((node.args or (None,))[0]) == IDENTITY_SETTING
-    )
-
-
-def reads_identity(node: Any) -> bool:
-    return isinstance(node, ast.Node) and any(is_identity(n) for n in _walk(node))
-
-
-def _is_tenant_column(node: Any) -> bool:
-    while isinstance(node, ast.TypeCast):
-        node = node.arg
-    if not isinstance(node, ast.ColumnRef):
-        return False
-    last: Any = (node.fields or (None,))[-1]
-    return isinstance(last, ast.String) and last.sval == TENANT_COLUMN
-
-
-def _operator(node: ast.A_Expr) -> str:
-    name: Any = node.name
-    return str(name[-1].sval) if name else ""
-
-
-def _is_binding(node: ast.Node) -> bool:
-    """`user_id = <identity>` (either way round)."""
-    return (
-        isinstance(node, ast.A_Expr)
-        and node.kind == enums.A_Expr_Kind.AEXPR_OP
-        and _operator(node) == "="
-        and (
-            (_is_tenant_column(node.lexpr) and is_identity(node.rexpr))
-            or (_is_tenant_column(node.rexpr) and is_identity(node.lexpr))
-        )
-    )
-
-
-def _flatten(node: ast.Node, boolop: enums.BoolExprType) -> list[ast.Node]:
-    if isinstance(node, ast.BoolExpr) and node.boolop == boolop:
-        return [part for arg in node.args or () for part in _flatten(arg, boolop)]
-    return [node]
-
-
-def conjuncts(node: ast.Node) -> list[ast.Node]:
-    """The parts every row must satisfy: the top-level AND, flattened."""
-    return _flatten(node, enums.BoolExprType.AND_EXPR)
-
-
-def disjuncts(node: ast.Node) -> list[ast.Node]:
-    """Every OR branch anywhere in the expression (each can admit a row on its own)."""
-    return [
-        branch
-        for n in _walk(node)
-        if isinstance(n, ast.BoolExpr) and n.boolop == enums.BoolExprType.OR_EXPR
-        for branch in _flatten(n, enums.BoolExprType.OR_EXPR)
-    ]
-
-
 def deparse(node: ast.Node) -> str:
     return str(RawStream()(node))
-
-
-@dataclass(frozen=True)
-class IdentityVerdict:
-    """How one USING or WITH CHECK expression relates rows to the caller's identity."""
-
-    bound: bool  # `user_id = <identity>` is a mandatory conjunct
-    compares: bool  # `user_id = <identity>` appears somewhere, perhaps only in an OR branch
-    null_escapes: tuple[str, ...]  # OR branches that hold when the identity is NULL or ''
-    wildcards: tuple[str, ...]  # pattern matches or fallbacks that admit any user's rows
-
-
-def _holds_without_identity(branch: ast.Node) -> bool:
-    """Is this branch true when the identity is NULL or ''?"""
-    if isinstance(branch, ast.NullTest):
-        return branch.nulltesttype == enums.NullTestType.IS_NULL and reads_identity(branch.arg)
-    if isinstance(branch, ast.BoolExpr) and branch.boolop == enums.BoolExprType.NOT_EXPR:
-        (inner,) = branch.args or (None,)
-        return (
-            isinstance(inner, ast.NullTest)
-            and inner.nulltesttype == enums.NullTestType.IS_NOT_NULL
-            and reads_identity(inner.arg)
-        )
-    if isinstance(branch, ast.A_Expr) and _operator(branch) in ("=", "<=", ">=", "~~"):
-        sides = (branch.lexpr, branch.rexpr)
-        return any(_string_constant(side) == "" for side in sides) and any(
-            side is not None and reads_identity(side) for side in sides
-        )
-    if isinstance(branch, ast.A_Expr) and branch.kind == enums.A_Expr_Kind.AEXPR_NOT_DISTINCT:
-        return any(
-            isinstance(side, ast.A_Const) and side.isnull for side in (branch.lexpr, branch.rexpr)
-        )
-    return False
-
-
-def _wildcard(node: ast.Node) -> bool:
-    """A match that admits more than the caller's own user_id."""
-    if not isinstance(node, ast.A_Expr):
-        return False
-    like = node.kind in _LIKE_KINDS or (
-        node.kind == enums.A_Expr_Kind.AEXPR_OP and _operator(node) in _REGEX_OPERATORS
-    )
-    if like and node.rexpr is not None and reads_identity(node.rexpr):
-        return True  # an identity of '%' (or a COALESCE fallback of '%') matches every user
-    if node.kind == enums.A_Expr_Kind.AEXPR_OP and _operator(node) == "=":
-        for column, other in ((node.lexpr, node.rexpr), (node.rexpr, node.lexpr)):
-            if _is_tenant_column(column) and isinstance(other, ast.CoalesceExpr):
-                fallbacks = (other.args or ())[1:]
-                if reads_identity(other) and any(_is_tenant_column(f) for f in fallbacks):
-                    return True  # user_id = coalesce(<identity>, user_id): unset admits all
-    return False
-
-
-def judge_identity(expression: str) -> IdentityVerdict:
-    tree = parse(expression)
-    return IdentityVerdict(
-        bound=any(_is_binding(part) for part in conjuncts(tree)),
-        compares=any(_is_binding(n) for n in _walk(tree)),
-        null_escapes=tuple(deparse(b) for b in disjuncts(tree) if _holds_without_identity(b)),
-        wildcards=tuple(deparse(n) for n in _walk(tree) if _wildcard(n)),
-    )
 
 
 def per_row_calls(expression: str | None) -> list[str]:
@@ -233,11 +91,11 @@ def per_row_calls(expression: str | None) -> list[str]:
 
 def _per_row_call_nodes(tree: ast.Node) -> list[tuple[str, ast.FuncCall]]:
     found = []
-    for node in _walk(tree, into_subqueries=False):
+    for node in walk(tree, into_subqueries=False):
         if isinstance(node, ast.FuncCall) and not any(
-            isinstance(n, ast.ColumnRef) for n in _walk(node)
+            isinstance(n, ast.ColumnRef) for n in walk(node)
         ):
-            found.append((_function_name(node), node))
+            found.append((function_name(node), node))
     return found
 
 
@@ -275,7 +133,7 @@ def is_row_independent_constant(expression: str | None) -> bool:
     """No column, parameter, function call or subquery: the same value for every row and user."""
     if not expression:
         return False
-    return not any(isinstance(n, _VARYING) for n in _walk(parse(expression)))
+    return not any(isinstance(n, _VARYING) for n in walk(parse(expression)))
 
 
 def references_row(expression: str | None) -> bool:
@@ -300,7 +158,7 @@ def _from_names(select: ast.SelectStmt) -> set[str]:
 
 def _walk_tuple(nodes: Any) -> Iterator[ast.Node]:
     for node in nodes or ():
-        yield from _walk(node)
+        yield from walk(node)
 
 
 def _references_row(node: ast.Node, local_names: set[str] | None) -> bool:
@@ -314,5 +172,5 @@ def _references_row(node: ast.Node, local_names: set[str] | None) -> bool:
         select = node.subselect
         names = _from_names(select) if select.fromClause else None
         inner = (local_names or set()) | names if names is not None else local_names
-        return any(_references_row(child, inner) for child in _children(select))
-    return any(_references_row(child, local_names) for child in _children(node))
+        return any(_references_row(child, inner) for child in children(select))
+    return any(_references_row(child, local_names) for child in children(node))

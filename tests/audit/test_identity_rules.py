@@ -7,7 +7,7 @@ import psycopg
 import pytest
 
 from db.audit import Severity
-from db.audit.expressions import judge_identity
+from db.audit.identity import judge_identity
 from tests.audit.conftest import assert_fix_repairs, findings_of, only_finding
 
 OWN = "user_id = (select nullif(current_setting('app.user_id', true), ''))"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import NamedTuple
 
-from db.audit.expressions import IdentityVerdict, judge_identity
+from db.audit.identity import IdentityVerdict, judge_identity
 from db.audit.rule import OWN_ROWS, Context
 
 SQL = """
