@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 
 from db.audit.runner import libpq_url
-from db.catalog import RUNTIME_ROLE, declared_snapshot, tenant_tables
+from db.catalog import RUNTIME_ROLE, SecuritySnapshot, declared_snapshot, tenant_tables
 from db.prove.matrix import COMMANDS, IDENTITIES, Access, Cell, Proof, expected_access, own_allowed
 from db.prove.probes import ProbeFailed, TableProbe
 from db.prove.rows import SampleUnavailable, table_shape
@@ -61,7 +61,7 @@ def run_proof(conn: psycopg.Connection[Any], *, schema: str | None = None) -> Pr
 
 
 def _prove_table(
-    conn: psycopg.Connection[Any], schema: str, table: str, declared: Any
+    conn: psycopg.Connection[Any], schema: str, table: str, declared: SecuritySnapshot
 ) -> tuple[list[Cell], str]:
     shape = table_shape(conn, schema, table)
     updatable = {
