@@ -133,3 +133,16 @@ def test_a_dropped_select_policy_denies_the_owner_its_own_rows(
 ) -> None:
     conn.execute("DROP POLICY task_select_own ON task")
     assert ("public.task", "select", "own") in holes(prove_leaving_no_trace(conn))
+
+
+def test_a_revoked_select_is_reported_as_the_owner_denied_by_privilege(
+    conn: psycopg.Connection[Any],
+) -> None:
+    conn.execute("REVOKE SELECT ON task FROM tasks_app")
+    proof = prove_leaving_no_trace(conn)
+    select_own = next(
+        c
+        for c in proof.cells
+        if (c.table, c.command, c.identity) == ("public.task", "select", "own")
+    )
+    assert (select_own.actual, select_own.denied_by) == (Access.DENIED, "privilege")
