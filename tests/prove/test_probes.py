@@ -12,6 +12,7 @@ import psycopg
 import pytest
 
 from db.prove import Access
+from tests.audit.conftest import findings_of
 from tests.prove.conftest import OWN, holes, prove_leaving_no_trace
 
 NOT_OWN = ("other", "none", "empty")
@@ -146,3 +147,23 @@ def test_a_revoked_select_is_reported_as_the_owner_denied_by_privilege(
         if (c.table, c.command, c.identity) == ("public.task", "select", "own")
     )
     assert (select_own.actual, select_own.denied_by) == (Access.DENIED, "privilege")
+
+
+def test_none_is_probed_as_a_pooled_connection_sees_an_unset_identity(
+    conn: psycopg.Connection[Any],
+) -> None:
+    """Once a session has set app.user_id, PostgreSQL reads it back as '' when unset."""
+    assert prove_leaving_no_trace(conn).none_reads_as == "''"
+
+
+def test_an_escape_only_a_fresh_session_opens_is_left_to_the_audit(
+    conn: psycopg.Connection[Any],
+) -> None:
+    """`current_setting(...) IS NULL` without nullif opens only a session that never set the
+    name; prove must set it to create its rows, so the static rule is what names this one."""
+    conn.execute(
+        f"ALTER POLICY task_select_own ON task"
+        f" USING ({OWN} OR current_setting('app.user_id', true) IS NULL)"
+    )
+    assert holes(prove_leaving_no_trace(conn)) == set()
+    assert findings_of(conn, "null_identity_disjunct")
