@@ -12,9 +12,12 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
+from sqlalchemy.engine import make_url
 
+from db.migrate import upgrade_to_head
 from db.prove import Proof, run_proof
-from tests.support.postgres import throwaway_database
+from tests.support.postgres import embedded_cluster, throwaway_database
 
 OWN = "user_id = (select nullif(current_setting('app.user_id', true), ''))"
 
@@ -69,6 +72,38 @@ def conn(prove_db: str) -> Iterator[psycopg.Connection[Any]]:
     with psycopg.connect(prove_db, prepare_threshold=None) as connection:
         yield connection
         connection.rollback()
+
+
+@pytest.fixture(scope="session")
+def private_admin_url() -> Iterator[str]:
+    """A private cluster: these tests create roles, which are cluster-wide."""
+    with embedded_cluster() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def non_superuser_owner_url(private_admin_url: str) -> Iterator[str]:
+    """Like Neon's owner: logs in, owns the database and its tables, is a member of tasks_app,
+    and is no superuser. On a private cluster, because roles are cluster-wide."""
+    with psycopg.connect(private_admin_url, autocommit=True) as admin:
+        admin.execute("CREATE ROLE app_owner LOGIN CREATEDB CREATEROLE NOSUPERUSER")
+        admin.execute(sql.SQL("CREATE DATABASE {} OWNER app_owner").format(sql.Identifier("owned")))
+    owner_url = make_url(private_admin_url).set(username="app_owner", database="owned")
+    url = owner_url.render_as_string(hide_password=False)
+    upgrade_to_head(url)
+    yield url
+
+
+@pytest.fixture(scope="session")
+def outsider_url(private_admin_url: str, non_superuser_owner_url: str) -> str:
+    """A login role that may connect to the owner's database but is no member of tasks_app."""
+    with psycopg.connect(private_admin_url, autocommit=True) as admin:
+        admin.execute("CREATE ROLE outsider LOGIN NOSUPERUSER")
+    return (
+        make_url(non_superuser_owner_url)
+        .set(username="outsider")
+        .render_as_string(hide_password=False)
+    )
 
 
 def prove_leaving_no_trace(conn: psycopg.Connection[Any]) -> Proof:

@@ -83,3 +83,12 @@ def test_a_database_without_tenant_tables_exits_two_with_one_line(
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1
     assert "no tenant tables" in err
+
+
+def test_a_role_that_cannot_become_tasks_app_exits_two_with_one_line(
+    outsider_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["prove", "--database-url", outsider_url]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert "permission denied" in err

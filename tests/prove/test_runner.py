@@ -3,21 +3,16 @@ and leaves the database exactly as it found it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
-import pytest
-from psycopg import sql
 from sqlalchemy.engine import make_url
 
 from db.catalog import tenant_tables
-from db.migrate import upgrade_to_head
 from db.prove import Access, prove_database, run_proof
 from db.prove.matrix import COMMANDS, IDENTITIES
 from tests.pooler.pgbouncer import pgbouncer
 from tests.prove.conftest import database_state, prove_leaving_no_trace
-from tests.support.postgres import embedded_cluster
 
 
 def test_prove_finds_no_violation_on_the_migrated_database(database_url: str) -> None:
@@ -77,22 +72,6 @@ def test_prove_works_through_a_transaction_mode_pooler(database_url: str) -> Non
     assert proof.cells and proof.violations == ()
 
 
-@pytest.fixture(scope="module")
-def non_superuser_owner_url() -> Iterator[str]:
-    """Like Neon's owner: logs in, owns the database and its tables, is a member of tasks_app,
-    and is no superuser. On a private cluster, because roles are cluster-wide."""
-    with embedded_cluster() as admin_url:
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute("CREATE ROLE app_owner LOGIN CREATEDB CREATEROLE NOSUPERUSER")
-            admin.execute(
-                sql.SQL("CREATE DATABASE {} OWNER app_owner").format(sql.Identifier("owned"))
-            )
-        url = make_url(admin_url).set(username="app_owner", database="owned")
-        owner_url = url.render_as_string(hide_password=False)
-        upgrade_to_head(owner_url)
-        yield owner_url
-
-
 def test_prove_runs_as_a_non_superuser_owner(non_superuser_owner_url: str) -> None:
     with psycopg.connect(non_superuser_owner_url) as conn:
         row = conn.execute(
@@ -102,3 +81,15 @@ def test_prove_runs_as_a_non_superuser_owner(non_superuser_owner_url: str) -> No
         ).fetchone()
     assert row == (False, True, True)
     assert prove_database(non_superuser_owner_url).violations == ()
+
+
+def test_a_run_as_a_non_superuser_owner_leaves_rows_catalog_and_roles_unchanged(
+    non_superuser_owner_url: str, private_admin_url: str
+) -> None:
+    observer_url = (
+        make_url(private_admin_url).set(database="owned").render_as_string(hide_password=False)
+    )
+    with psycopg.connect(observer_url, autocommit=True) as observer:
+        before = database_state(observer)
+        prove_database(non_superuser_owner_url)
+        assert database_state(observer) == before
