@@ -1,147 +1,176 @@
-"""Reading policy expressions as PostgreSQL stored them (pg_node_tree), not as text.
+"""Reading policy expressions with PostgreSQL's own parser (pglast wraps libpg_query).
 
-`pg_policy.polqual` is the parsed expression in nodeToString form, e.g.
-`{OPEXPR :opno 98 ... :args ({VAR :varno 1 ...} {SUBLINK ...})}`. Walking that tree tells
-exactly which calls sit inside a scalar subquery (evaluated once per statement) and which are
-evaluated for every row, with no guessing from the deparsed text. Constants are printed as byte
-arrays and names are backslash-escaped, so braces delimit nodes unambiguously.
+The rules hand over `pg_get_expr()` text, the expression as PostgreSQL deparses it; pglast
+turns it back into the parse tree PostgreSQL itself would build. Judging by the tree, not the
+text, is what makes the verdicts exact: which conjuncts are mandatory (every branch of the
+top-level AND must hold) and which sit in an optional OR branch, what a COALESCE falls back
+to, which calls sit inside a scalar subquery (evaluated once per statement) and which run for
+every row. Casts, parentheses, schema qualification and spelling never change a verdict.
+How an expression relates rows to the caller's identity is db.audit.identity's question.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from typing import Any
 
-_FUNCID = re.compile(r":funcid (\d+)")
+from pglast import ast, enums, parse_sql
+from pglast.stream import RawStream
 
-
-@dataclass
-class Node:
-    kind: str
-    text: str
-    children: list[Node] = field(default_factory=list)
-
-    def contains(self, kind: str) -> bool:
-        return any(child.kind == kind or child.contains(kind) for child in self.children)
+_VARYING = (ast.ColumnRef, ast.ParamRef, ast.FuncCall, ast.SubLink, ast.SQLValueFunction)
 
 
-def parse(tree: str) -> list[Node]:
-    """The top-level nodes of a nodeToString text (a policy expression has one)."""
-    roots: list[Node] = []
-    stack: list[tuple[int, Node]] = []
-    i = 0
-    while i < len(tree):
-        char = tree[i]
-        if char == "\\":
-            i += 2
-            continue
-        if char == "{":
-            match = re.match(r"[A-Z_]+", tree[i + 1 :])
-            node = Node(kind=match.group(0) if match else "", text="")
-            (stack[-1][1].children if stack else roots).append(node)
-            stack.append((i, node))
-        elif char == "}" and stack:
-            start, node = stack.pop()
-            node.text = tree[start : i + 1]
-        i += 1
-    return roots
+def parse(expression: str) -> ast.Node:
+    """The parse tree of one expression, as PostgreSQL reads it in a select list."""
+    statement = parse_sql(f"SELECT {expression}")[0].stmt
+    assert isinstance(statement, ast.SelectStmt) and statement.targetList
+    target = statement.targetList[0]
+    assert isinstance(target, ast.ResTarget) and target.val is not None
+    return target.val
 
 
-def per_row_calls(tree: str | None) -> list[int]:
-    """Function ids called outside any subquery with no column in their arguments.
+def children(node: Any) -> Iterator[ast.Node]:
+    if isinstance(node, tuple | list):
+        for item in node:
+            yield from children(item)
+    elif isinstance(node, ast.Node):
+        for name in node:
+            value = getattr(node, name)
+            if isinstance(value, ast.Node):
+                yield value
+            elif isinstance(value, tuple | list):
+                yield from (v for v in value if isinstance(v, ast.Node))
+
+
+def walk(node: ast.Node, *, into_subqueries: bool = True) -> Iterator[ast.Node]:
+    yield node
+    if isinstance(node, ast.SubLink) and not into_subqueries:
+        return
+    for child in children(node):
+        yield from walk(child, into_subqueries=into_subqueries)
+
+
+def function_name(call: ast.FuncCall) -> str:
+    name: Any = call.funcname  # schema-qualified or not: the last part names the function
+    return str(name[-1].sval).lower()
+
+
+def string_constant(node: Any) -> str | None:
+    while isinstance(node, ast.TypeCast):
+        node = node.arg
+    if isinstance(node, ast.A_Const) and isinstance(node.val, ast.String):
+        return str(node.val.sval)
+    return None
+
+
+def scalar_subquery_value(node: ast.Node) -> ast.Node | None:
+    """`(select x)` with no FROM: PostgreSQL evaluates x once, as an init plan."""
+    if isinstance(node, ast.SubLink) and node.subLinkType == enums.SubLinkType.EXPR_SUBLINK:
+        select = node.subselect
+        if isinstance(select, ast.SelectStmt) and not select.fromClause and select.targetList:
+            target = select.targetList[0]
+            if len(select.targetList) == 1 and isinstance(target, ast.ResTarget):
+                return target.val
+    return None
+
+
+def deparse(node: ast.Node) -> str:
+    return str(RawStream()(node))
+
+
+def per_row_calls(expression: str | None) -> list[str]:
+    """Names of functions called outside any subquery with no column in their arguments.
 
     Such a call gives the same value on every row yet (unless PostgreSQL can fold it) runs on
     every row; wrapped in `(select ...)` it becomes an init plan evaluated once per statement.
     """
-    if not tree:
+    if not expression:
         return []
-    found: list[int] = []
+    return [call for call, _ in _per_row_call_nodes(parse(expression))]
 
-    def walk(node: Node) -> None:
-        if node.kind == "SUBLINK":
-            return
-        if node.kind == "FUNCEXPR" and not node.contains("VAR"):
-            match = _FUNCID.search(node.text)
-            if match:
-                found.append(int(match.group(1)))
-            return
-        for child in node.children:
-            walk(child)
 
-    for root in parse(tree):
-        walk(root)
+def _per_row_call_nodes(tree: ast.Node) -> list[tuple[str, ast.FuncCall]]:
+    found = []
+    for node in walk(tree, into_subqueries=False):
+        if isinstance(node, ast.FuncCall) and not any(
+            isinstance(n, ast.ColumnRef) for n in walk(node)
+        ):
+            found.append((function_name(node), node))
     return found
 
 
-def is_row_independent_constant(tree: str | None) -> bool:
-    """No column, parameter, function call or subquery: the same value for every row and user."""
-    if not tree:
-        return False
-    roots = parse(tree)
-    return bool(roots) and not any(
-        root.kind in _VARYING or any(root.contains(kind) for kind in _VARYING) for root in roots
-    )
-
-
-_VARYING = ("VAR", "PARAM", "FUNCEXPR", "SUBLINK", "SQLVALUEFUNCTION")
-
-
 def wrap_calls_in_select(expression: str, function_names: set[str]) -> str:
-    """Rewrite deparsed text so each named call is evaluated once: `f(x)` -> `(SELECT f(x))`."""
-    out: list[str] = []
-    i = 0
-    pattern = re.compile(r"\b(" + "|".join(re.escape(n) for n in sorted(function_names)) + r")\(")
-    while i < len(expression):
-        match = pattern.search(expression, i)
-        if not match or not function_names:
-            out.append(expression[i:])
-            break
-        start = match.start()
-        end = _matching_paren(expression, match.end() - 1)
-        out.append(expression[i:start])
-        out.append(f"(SELECT {expression[start : end + 1]})")
-        i = end + 1
-    return "".join(out)
+    """The expression with each named per-row call evaluated once: `f(x)` -> `(SELECT f(x))`."""
+    tree = parse(expression)
+    targets = {id(node) for name, node in _per_row_call_nodes(tree) if name in function_names}
+
+    def wrapped(node: Any) -> Any:
+        if isinstance(node, tuple | list):
+            return type(node)(wrapped(item) for item in node)
+        if not isinstance(node, ast.Node):
+            return node
+        if id(node) in targets:
+            return ast.SubLink(
+                subLinkType=enums.SubLinkType.EXPR_SUBLINK,
+                subselect=ast.SelectStmt(
+                    targetList=(ast.ResTarget(val=node),),
+                    limitOption=enums.LimitOption.LIMIT_OPTION_DEFAULT,
+                    op=enums.SetOperation.SETOP_NONE,
+                ),
+            )
+        if isinstance(node, ast.SubLink):
+            return node
+        for name in node:
+            value = getattr(node, name)
+            if isinstance(value, ast.Node | tuple | list):
+                setattr(node, name, wrapped(value))
+        return node
+
+    return deparse(wrapped(tree))
 
 
-def _matching_paren(text: str, open_at: int) -> int:
-    depth = 0
-    in_string = False
-    i = open_at
-    while i < len(text):
-        char = text[i]
-        if in_string:
-            if char == "'":
-                if i + 1 < len(text) and text[i + 1] == "'":
-                    i += 1
-                else:
-                    in_string = False
-        elif char == "'":
-            in_string = True
-        elif char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-            if depth == 0:
-                return i
-        i += 1
-    return len(text) - 1
+def is_row_independent_constant(expression: str | None) -> bool:
+    """No column, parameter, function call or subquery: the same value for every row and user."""
+    if not expression:
+        return False
+    return not any(isinstance(n, _VARYING) for n in walk(parse(expression)))
 
 
-def references_row(tree: str | None) -> bool:
+def references_row(expression: str | None) -> bool:
     """Does the expression look at the row it is judging?
 
-    A column outside any subquery does; so does a column inside a subquery that points one or
-    more levels up (a correlated reference back to the policy's row).
+    A column outside any subquery does; so does a column inside a FROM-less subquery (it can
+    only name the policy's row). Inside a subquery with a FROM, a column counts when its
+    qualifier is none of that FROM's names (a correlated reference back to the row).
     """
-    if not tree:
+    if not expression:
         return False
+    return _references_row(parse(expression), local_names=None)
 
-    def walk(node: Node, in_subquery: bool) -> bool:
-        if node.kind == "VAR":
-            levels_up = re.search(r":varlevelsup (\d+)", node.text)
-            return not in_subquery or bool(levels_up and int(levels_up.group(1)) > 0)
-        inside = in_subquery or node.kind == "SUBLINK"
-        return any(walk(child, inside) for child in node.children)
 
-    return any(walk(root, False) for root in parse(tree))
+def _from_names(select: ast.SelectStmt) -> set[str]:
+    names = set()
+    for item in _walk_tuple(select.fromClause):
+        if isinstance(item, ast.RangeVar):
+            names.add(str(item.alias.aliasname if item.alias else item.relname))
+    return names
+
+
+def _walk_tuple(nodes: Any) -> Iterator[ast.Node]:
+    for node in nodes or ():
+        yield from walk(node)
+
+
+def _references_row(node: ast.Node, local_names: set[str] | None) -> bool:
+    if isinstance(node, ast.ColumnRef):
+        if local_names is None:
+            return True
+        fields: Any = node.fields or ()
+        qualifier = fields[0] if len(fields) > 1 else None
+        return isinstance(qualifier, ast.String) and qualifier.sval not in local_names
+    if isinstance(node, ast.SubLink) and isinstance(node.subselect, ast.SelectStmt):
+        select = node.subselect
+        names = _from_names(select) if select.fromClause else None
+        inner = (local_names or set()) | names if names is not None else local_names
+        return any(_references_row(child, inner) for child in children(select))
+    return any(_references_row(child, local_names) for child in children(node))

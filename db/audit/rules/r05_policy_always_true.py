@@ -2,8 +2,8 @@
 
 Permissive policies are OR-ed together, so one `USING (true)` opens the whole table to the roles
 it names, whatever the other policies say. Three ways to get there, all caught:
-* a constant that is true (`true`, `1 = 1`): the stored tree holds no column, function or
-  subquery, and PostgreSQL evaluates it;
+* a constant that is true (`true`, `1 = 1`): its parse tree (pglast, db.audit.expressions)
+  holds no column, function or subquery, and PostgreSQL evaluates it;
 * a condition PostgreSQL's planner folds to true (`user_id = ... OR true`): planned against an
   empty temporary copy of the table, the scan keeps no filter;
 * a condition that never looks at the row (`current_setting('app.user_id', true) IS NOT NULL`):
@@ -23,8 +23,7 @@ from db.audit.rule import OWN_ROWS, Context, Finding, Rule, Severity
 SQL = """
 SELECT format('%%I.%%I', n.nspname, c.relname) AS table_name, c.relname,
        quote_ident(p.polname) AS policy,
-       p.polqual::text, pg_get_expr(p.polqual, p.polrelid),
-       p.polwithcheck::text, pg_get_expr(p.polwithcheck, p.polrelid),
+       pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid),
        EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'user_id'
                  AND a.attnum > 0 AND NOT a.attisdropped) AS has_user_id
 FROM pg_policy p
@@ -57,12 +56,12 @@ def _planner_folds_to_true(ctx: Context, table: str, expression: str) -> bool:
     return plan.get("Node Type") == "Seq Scan" and not {"Filter", "One-Time Filter"} & set(plan)
 
 
-def _verdict(ctx: Context, table: str, tree: str | None, expression: str | None) -> str | None:
+def _verdict(ctx: Context, table: str, expression: str | None) -> str | None:
     if expression is None:
         return None
-    if is_row_independent_constant(tree):
+    if is_row_independent_constant(expression):
         return "is true for every row" if _constant_true(ctx, expression) else None
-    if not references_row(tree):
+    if not references_row(expression):
         return "never looks at the row: whenever it holds, every tenant's rows pass"
     if _planner_folds_to_true(ctx, table, expression):
         return "is true for every row (PostgreSQL simplifies it to true)"
@@ -71,12 +70,9 @@ def _verdict(ctx: Context, table: str, tree: str | None, expression: str | None)
 
 def check(ctx: Context) -> list[Finding]:
     findings = []
-    for table, name, policy, qual_tree, qual, check_tree, with_check, has_user_id in ctx.rows(SQL):
-        for clause, tree, expression in (
-            ("USING", qual_tree, qual),
-            ("WITH CHECK", check_tree, with_check),
-        ):
-            verdict = _verdict(ctx, table, tree, expression)
+    for table, name, policy, qual, with_check, has_user_id in ctx.rows(SQL):
+        for clause, expression in (("USING", qual), ("WITH CHECK", with_check)):
+            verdict = _verdict(ctx, table, expression)
             if verdict is None:
                 continue
             constant = verdict.startswith("is true")

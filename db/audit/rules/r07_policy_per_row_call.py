@@ -3,8 +3,9 @@
 `user_id = current_setting('app.user_id', true)` makes PostgreSQL call the function for every
 row it examines; `user_id = (select current_setting('app.user_id', true))` turns it into an
 init plan evaluated once per statement, and lets the planner use an index on user_id. The SQL
-reads the stored expression trees; expressions.per_row_calls finds the calls outside any
-subquery whose arguments hold no column (immutable functions are folded, so they are exempt).
+reads the expressions; expressions.per_row_calls finds, in their parse trees (pglast), the calls
+outside any subquery whose arguments hold no column (immutable functions are folded, so they
+are exempt).
 """
 
 from __future__ import annotations
@@ -15,8 +16,7 @@ from db.audit.rule import Context, Finding, Rule, Severity
 SQL = """
 SELECT format('%%I.%%I', n.nspname, c.relname) AS table_name,
        quote_ident(p.polname) AS policy,
-       p.polqual::text, pg_get_expr(p.polqual, p.polrelid),
-       p.polwithcheck::text, pg_get_expr(p.polwithcheck, p.polrelid)
+       pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid)
 FROM pg_policy p
 JOIN pg_class c ON c.oid = p.polrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -25,21 +25,18 @@ ORDER BY 1, 2
 """
 
 FUNCTIONS = """
-SELECT oid::int, proname FROM pg_proc WHERE oid = ANY(%(ids)s::oid[]) AND provolatile <> 'i'
+SELECT DISTINCT proname FROM pg_proc WHERE proname = ANY(%(names)s) AND provolatile <> 'i'
 """
 
 
 def check(ctx: Context) -> list[Finding]:
     findings = []
-    for table, policy, qual_tree, qual, check_tree, with_check in ctx.rows(SQL):
-        for clause, tree, expression in (
-            ("USING", qual_tree, qual),
-            ("WITH CHECK", check_tree, with_check),
-        ):
-            ids = per_row_calls(tree)
-            if not ids or expression is None:
+    for table, policy, qual, with_check in ctx.rows(SQL):
+        for clause, expression in (("USING", qual), ("WITH CHECK", with_check)):
+            calls = per_row_calls(expression)
+            if not calls or expression is None:
                 continue
-            names = {name for _, name in ctx.rows(FUNCTIONS, ids=ids)}
+            names = {str(name) for (name,) in ctx.rows(FUNCTIONS, names=calls)}
             if not names:
                 continue
             findings.append(
