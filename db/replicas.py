@@ -11,7 +11,8 @@ primary sample is caught up (lag 0, which is also what an idle primary looks lik
 replay timestamps would call an idle primary's replica minutes behind). Otherwise its lag is the
 age of the newest primary sample it has fully replayed: an upper bound, off by at most one poll.
 A replica whose lag exceeds the bound, that cannot be reached, or that is not in recovery at all
-(promoted, or a wrong URL) leaves rotation; the next good sample puts it back.
+(promoted, or a wrong URL) leaves rotation; the next good sample puts it back. A verdict also
+expires (`verdict_lifetime`): a monitor stuck on a silent network stops vouching for anyone.
 
 LSNs are `int`s here (PostgreSQL's `pg_lsn`, 64 bits); `parse_lsn`/`format_lsn` convert the
 `X/Y` text form.
@@ -25,9 +26,10 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import psycopg
+from psycopg.conninfo import make_conninfo
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
@@ -66,9 +68,19 @@ class ReplicaState:
     replay_lsn: int | None
     lag_seconds: float | None
     reason: str
+    checked_at: float = field(default_factory=time.monotonic)
 
 
-_NOT_YET_CHECKED = ReplicaState(False, None, None, "not checked yet")
+_NOT_YET_CHECKED = ReplicaState(False, None, None, "not checked yet", 0.0)
+# Socket-level limits for the monitor's connections: a replica that vanishes without closing
+# the connection must not wedge the monitor for the kernel's retransmission timeout.
+_MONITOR_SOCKET = {
+    "tcp_user_timeout": 2000,
+    "keepalives": 1,
+    "keepalives_idle": 2,
+    "keepalives_interval": 1,
+    "keepalives_count": 2,
+}
 
 
 class Replica:
@@ -130,6 +142,7 @@ class ReplicaSet:
         )
         self.max_lag_seconds = max_lag_seconds
         self.poll_interval_seconds = poll_interval_seconds
+        self.verdict_lifetime_seconds = max_lag_seconds + max(1.0, 20 * poll_interval_seconds)
         self._primary_url = primary_url
         self._connect_timeout = connect_timeout_seconds
         # Enough samples to date a lag of twice the bound; older than that is "too far behind".
@@ -144,7 +157,10 @@ class ReplicaSet:
 
     def choose(self, at_least: int | None = None) -> Choice:
         """A replica in rotation (that has replayed `at_least`, when given), or the primary."""
-        eligible = [r for r in self.replicas if r.state.in_rotation]
+        oldest = time.monotonic() - self.verdict_lifetime_seconds
+        eligible = [
+            r for r in self.replicas if r.state.in_rotation and r.state.checked_at >= oldest
+        ]
         if not eligible:
             return Choice(None, "lag")
         if at_least is not None:
@@ -231,7 +247,7 @@ class ReplicaSet:
         try:
             if conn is None or conn.closed or conn.broken:
                 conn = psycopg.connect(
-                    _libpq(url),
+                    make_conninfo(_libpq(url), **_MONITOR_SOCKET),
                     autocommit=True,
                     connect_timeout=self._connect_timeout,
                     prepare_threshold=None,

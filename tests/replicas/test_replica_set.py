@@ -208,3 +208,15 @@ def test_a_server_not_in_recovery_is_not_used_as_a_replica(primary_url: str) -> 
         assert replicas.replicas[0].state.reason.startswith("not a standby")
     finally:
         replicas.dispose()
+
+
+def test_a_verdict_older_than_its_lifetime_no_longer_vouches_for_a_replica(
+    unit_of_work: UnitOfWork,
+) -> None:
+    """A monitor stuck on a silent network must not keep a replica in rotation on old news."""
+    assert unit_of_work.replicas is not None
+    replica = unit_of_work.replicas.replicas[0]
+    stale_since = time.monotonic() - unit_of_work.replicas.verdict_lifetime_seconds - 1
+    replica.state = type(replica.state)(True, replica.state.replay_lsn, 0.0, "old", stale_since)
+    assert unit_of_work.replicas.choose().replica is None
+    assert unit_of_work.read("jo", WHERE_AM_I, from_replica=True)[0].in_recovery is False
