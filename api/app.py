@@ -20,6 +20,8 @@ from api.auth.jwks import jwks_keys
 from api.auth.middleware import BearerAuthentication
 from api.auth.tokens import TokenVerifier
 from api.http import health
+from api.http.consistency import HEADER as CONSISTENCY_TOKEN
+from api.http.consistency import TokenCodec
 from api.http.errors import install_error_handlers
 from api.http.no_store import NoStoreForApi
 from api.http.openapi import install as install_openapi
@@ -33,6 +35,7 @@ from api.settings import ConfigError, Settings, get_settings
 from api.tasks import routes as tasks
 from db.engine import PoolConfig, build_engine
 from db.identity import TransactionLimits
+from db.replicas import ReplicaSet
 from db.unit_of_work import UnitOfWork
 
 DESCRIPTION = """\
@@ -45,23 +48,30 @@ Errors are RFC 9457 `application/problem+json`.
 def build_unit_of_work(settings: Settings) -> UnitOfWork:
     if settings.database_url is None:
         raise ConfigError("DATABASE_URL is not set; start the service with `tasks-api serve`.")
-    engine = build_engine(
-        settings.database_url,
-        PoolConfig(
-            size=settings.db_pool_size,
-            max_overflow=settings.db_pool_max_overflow,
-            timeout_seconds=settings.db_pool_timeout_seconds,
-            connect_timeout_seconds=settings.db_connect_timeout_seconds,
-            connect_retry_budget_seconds=settings.db_connect_retry_seconds,
-            prepared_statements=settings.db_prepared_statements,
-        ),
+    pool = PoolConfig(
+        size=settings.db_pool_size,
+        max_overflow=settings.db_pool_max_overflow,
+        timeout_seconds=settings.db_pool_timeout_seconds,
+        connect_timeout_seconds=settings.db_connect_timeout_seconds,
+        connect_retry_budget_seconds=settings.db_connect_retry_seconds,
+        prepared_statements=settings.db_prepared_statements,
     )
+    replicas = None
+    if settings.read_replica_urls:
+        replicas = ReplicaSet(
+            settings.database_url,
+            settings.read_replica_urls,
+            max_lag_seconds=settings.read_replica_max_lag_ms / 1000,
+            poll_interval_seconds=settings.read_replica_poll_ms / 1000,
+            pool=pool,
+        )
     return UnitOfWork(
-        engine,
+        build_engine(settings.database_url, pool),
         TransactionLimits(
             statement_timeout_ms=settings.db_statement_timeout_ms,
             idle_in_transaction_timeout_ms=settings.db_idle_in_transaction_timeout_ms,
         ),
+        replicas,
     )
 
 
@@ -71,6 +81,7 @@ def create_app(
     settings = settings or get_settings()
     settings.require_verification_keys()
     configure_logging(settings.log_level, settings.log_json)
+    consistency_tokens = TokenCodec.from_settings(settings)
     uow = unit_of_work or build_unit_of_work(settings)
     instrument(uow)
     limits = RateLimits.from_settings(settings)
@@ -82,6 +93,9 @@ def create_app(
         if jwks is not None:
             # Fetch the issuer's keys before serving; if it is down, requests retry (bounded).
             await anyio.to_thread.run_sync(jwks.refresh)
+        # Judge the replicas once before the first read; a replica down now starts out of
+        # rotation and the monitor puts it in when it answers.
+        await anyio.to_thread.run_sync(uow.start)
         # What exists now (modules, routes, schemas, the pool) lives as long as the process:
         # frozen, it is never rescanned by the collector, which shortens its pauses.
         gc.collect()
@@ -102,6 +116,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.unit_of_work = uow
+    app.state.consistency_tokens = consistency_tokens
     install_error_handlers(app, settings.retry_after_seconds)
     app.include_router(health.router)
     app.include_router(tasks.router)
@@ -128,12 +143,12 @@ def create_app(
             # Every request header the document declares, so browser clients can send them.
             allow_headers=[
                 *("Authorization", "Content-Type", "If-Match"),
-                *("Idempotency-Key", "X-Request-ID"),
+                *("Idempotency-Key", "X-Request-ID", CONSISTENCY_TOKEN),
             ],
             expose_headers=[
                 *("ETag", "Location", "Link", "Retry-After"),
                 *("RateLimit", "RateLimit-Policy", "X-Request-ID", "Idempotent-Replayed"),
-                "WWW-Authenticate",
+                *("WWW-Authenticate", CONSISTENCY_TOKEN),
             ],
         )
     routes = [*app.router.routes, *health.router.routes, *tasks.router.routes]

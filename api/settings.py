@@ -19,6 +19,9 @@ ASYMMETRIC_ALGORITHMS = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 )
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(s|sec|second|m|min|minute)\s*$")
+# Commas separate replica URLs only where a new URL starts: a libpq multi-host URL
+# (`postgresql://h1,h2/db`) keeps its own.
+_URL_SEPARATOR = re.compile(r"\s*,\s*(?=[A-Za-z][A-Za-z0-9+.-]*://)")
 
 
 class ConfigError(ValueError):
@@ -30,6 +33,15 @@ class Settings(BaseSettings):
 
     database_url: str | None = None
     migration_database_url: str | None = None
+    # Read replicas for list and get (SPEC.md, "Scale"); see docs/replicas.md.
+    read_replica_urls: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(), validation_alias="DATABASE_READ_URL"
+    )
+    read_replica_max_lag_ms: int = Field(default=1000, ge=0)
+    # How often each process samples the primary's and each replica's WAL position.
+    read_replica_poll_ms: int = Field(default=100, ge=10, le=60_000)
+    # Signs Consistency-Token; unset, a key is derived from JWT_SECRET.
+    consistency_token_secret: SecretStr | None = None
     data_dir: Path = Field(default=Path(".tasks-api"), validation_alias="TASKS_DATA_DIR")
 
     jwt_secret: SecretStr | None = Field(
@@ -89,6 +101,13 @@ class Settings(BaseSettings):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
+    @field_validator("read_replica_urls", mode="before")
+    @classmethod
+    def _split_urls(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part for part in _URL_SEPARATOR.split(value.strip()) if part)
+        return value
+
     @field_validator("jwt_algorithms")
     @classmethod
     def _known_algorithms(cls, value: tuple[str, ...]) -> tuple[str, ...]:
@@ -110,12 +129,15 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _secret_strength(self) -> Settings:
-        secret = self.jwt_secret
-        if secret is not None and len(secret.get_secret_value().encode()) < MIN_SECRET_BYTES:
-            raise ValueError(
-                f"JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes (generate one with: "
-                "python -c 'import secrets; print(secrets.token_urlsafe(48))')"
-            )
+        for name, secret in (
+            ("JWT_SECRET", self.jwt_secret),
+            ("CONSISTENCY_TOKEN_SECRET", self.consistency_token_secret),
+        ):
+            if secret is not None and len(secret.get_secret_value().encode()) < MIN_SECRET_BYTES:
+                raise ValueError(
+                    f"{name} must be at least {MIN_SECRET_BYTES} bytes (generate one with: "
+                    "python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+                )
         return self
 
     @property

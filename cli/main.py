@@ -111,6 +111,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     if not _passes_self_audit(settings.database_url or ""):
         return 2
+    if not _replicas_pass_self_audit(settings):
+        return 2
     try:
         settings.require_verification_keys()
     except ConfigError as exc:
@@ -168,6 +170,42 @@ def _passes_self_audit(url: str) -> bool:
             file=sys.stderr,
         )
     return not verdict.refusals
+
+
+def _replicas_pass_self_audit(settings: Settings) -> bool:
+    """The same refusal for each read replica, named; a replica down now only starts out of
+    rotation (the service reads from the primary until it answers)."""
+    import psycopg
+
+    from db.audit.startup import replica_self_audit
+
+    try:
+        verdicts = replica_self_audit(
+            settings.read_replica_urls, settings.db_connect_timeout_seconds
+        )
+    except psycopg.Error as exc:
+        print(f"tasks-api: the replica self-audit could not run: {exc}".strip(), file=sys.stderr)
+        return False
+    refused = False
+    for replica in verdicts:
+        name = f"{replica.label} ({replica.host})"
+        if replica.verdict is None:
+            log.warning(
+                "%s is not reachable, starting out of rotation: %s", name, replica.unreachable
+            )
+            continue
+        for line in replica.verdict.warnings:
+            log.warning("self-audit of %s: %s", name, line)
+        for line in replica.verdict.refusals:
+            print(f"tasks-api: refusing to start: {name}: {line}", file=sys.stderr)
+            refused = True
+    if refused:
+        print(
+            "tasks-api: `tasks-api audit --database-url <replica URL>` lists each finding; "
+            "fix it on the replica's primary (a standby replays its primary's catalog).",
+            file=sys.stderr,
+        )
+    return not refused
 
 
 def cmd_audit(args: argparse.Namespace) -> int:

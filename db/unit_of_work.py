@@ -6,10 +6,14 @@ limits, all `SET LOCAL`, one round trip), then runs the caller's work, then comm
 else rolls back. Callers get records back, never a response: nothing HTTP happens in here.
 
 Two ways in, one policy for repeating them (`db.errors.may_repeat`):
-- `run(user_id, work)`: the write path; `work` gets a SQLModel session.
+- `run(user_id, work)`: the write path; `work` gets a SQLModel session. `write` is the same and
+  also returns where the transaction committed in the WAL (`Committed.lsn`), read in the same
+  round trip as COMMIT, so that a later read can ask for a replica that has replayed it.
 - `read(user_id, query)`: the hot read path for list and get: BEGIN, the identity statement,
   the query and COMMIT as one psycopg pipeline, so one network round trip instead of four and
-  no ORM session on the way (docs/performance.md).
+  no ORM session on the way (docs/performance.md). With `from_replica`, the same pipeline runs
+  on a replica `db.replicas.ReplicaSet.choose` picks (fresh enough, and past `at_least` when
+  given), else on the primary; a replica that fails the read hands it to the primary.
 
 A transaction that never reached COMMIT left nothing behind, so it is safe to repeat; one that
 failed during COMMIT may have committed, so it is never repeated here (the client decides,
@@ -25,7 +29,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import psycopg
 from psycopg.pq import TransactionStatus
@@ -35,8 +39,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
 from db.engine import retire_pooled_connections
-from db.errors import ConnectionLost, connection_lost, describe, may_repeat
+from db.errors import ConnectionLost, connection_lost, describe, is_unavailable, may_repeat
 from db.identity import IDENTITY_SQL, IDENTITY_STATEMENT, TransactionLimits, identity_params
+from db.replicas import Replica, ReplicaSet, format_lsn, parse_lsn
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +54,37 @@ class Query:
 
     sql: str
     params: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Committed(Generic[T]):
+    """What a write's work returned, and the WAL position its commit record ends at or before."""
+
+    value: T
+    lsn: int
+
+
+@dataclass(frozen=True)
+class ReadServed:
+    """Where one read ran (`primary` or a replica's label) and, on the primary while replicas
+    exist, why (`token`, `lag`, `replica_error`); for metrics and logs."""
+
+    target: str
+    fallback: str | None
+
+
+ReadListener = Callable[[ReadServed], None]
+
+# COMMIT and, in the same simple-protocol message (one round trip), the WAL insert position
+# after it. Taken after COMMIT, the position is at or past the end of the commit record, so a
+# standby that has replayed it has replayed the commit: the write is visible there. (The insert
+# position read inside the transaction is before the commit record; `pg_current_wal_lsn()`, the
+# write position, can trail the commit record under `synchronous_commit = off`.)
+_COMMIT_AND_LOCATE = "COMMIT; SELECT pg_current_wal_insert_lsn()::text"
+# The replica's replay position, in the read's own pipeline: a token read whose replica turns
+# out (say, a different server behind the same URL) not to have replayed the write is redone on
+# the primary instead of answering stale rows.
+_REPLAYED_AT_LEAST = "SELECT pg_last_wal_replay_lsn() >= %(at_least)s::pg_lsn"
 
 
 @dataclass
@@ -79,9 +115,16 @@ class _Waiting:
 class UnitOfWork:
     """The process's engine plus the limits every request transaction runs under."""
 
-    def __init__(self, engine: Engine, limits: TransactionLimits | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        limits: TransactionLimits | None = None,
+        replicas: ReplicaSet | None = None,
+    ) -> None:
         self.engine = engine
         self.limits = limits or TransactionLimits()
+        self.replicas = replicas
+        self.read_listeners: list[ReadListener] = []
         self._waiting = _Waiting()
 
     @property
@@ -100,34 +143,112 @@ class UnitOfWork:
 
         return self._repeating(once)
 
-    def read(self, user_id: str, query: Query) -> list[Any]:
+    def write(self, user_id: str, work: Callable[[Session], T]) -> Committed[T]:
+        """`run`, also returning the WAL position the commit is replayed by (no extra trip)."""
+
+        def once(attempt: _Attempt) -> Committed[T]:
+            with self._session(user_id) as session:
+                result = work(session)
+                session.flush()
+                attempt.reached_commit = True
+                lsn = _commit_and_locate(session)
+                session.commit()  # psycopg's commit is a no-op now; SQLAlchemy's state follows
+            return Committed(result, lsn)
+
+        return self._repeating(once)
+
+    def read(
+        self,
+        user_id: str,
+        query: Query,
+        *,
+        from_replica: bool = False,
+        at_least: int | None = None,
+    ) -> list[Any]:
         """Run one read-only query as `user_id` in its own pipelined transaction; its rows.
 
+        With `from_replica`, on a replica fresh enough (and, with `at_least`, one that has
+        replayed that LSN) when there is one. A replica's failure is never the caller's: the
+        read runs on the primary instead, and a replica that lost its connection leaves rotation.
         A read never reaches a COMMIT that matters (it changed nothing), so any attempt that
         lost its connection may be repeated.
         """
         identity = identity_params(user_id, self.limits)
 
         def once(_: _Attempt) -> list[Any]:
-            with self._waiting.waiting():
-                pooled = self.engine.raw_connection()
+            if not from_replica or self.replicas is None or not self.replicas.replicas:
+                return self._on_primary(identity, query, None)
+            choice = self.replicas.choose(at_least)
+            if choice.replica is None:
+                return self._on_primary(identity, query, choice.fallback)
             try:
-                conn = pooled.driver_connection
-                assert isinstance(conn, psycopg.Connection)
-                try:
-                    return _pipelined_read(conn, identity, query)
-                except psycopg.Error as exc:
-                    if conn.broken or conn.closed or connection_lost(exc):
-                        pooled.invalidate(exc)
-                        raise ConnectionLost(describe(exc)) from exc
+                rows = self._read_on(choice.replica.engine, identity, query, at_least)
+            except Exception as exc:
+                if not (isinstance(exc, psycopg.Error) or is_unavailable(exc)):
                     raise
-            finally:
-                pooled.close()
+                self._replica_failed(choice.replica, exc)
+                return self._on_primary(identity, query, "replica_error")
+            if rows is None:
+                return self._on_primary(identity, query, "token")
+            self._served(choice.replica.label, None)
+            return rows
 
         return self._repeating(once)
 
+    def start(self) -> None:
+        """Begin watching the replicas (a no-op without any)."""
+        if self.replicas is not None:
+            self.replicas.start()
+
     def dispose(self) -> None:
+        if self.replicas is not None:
+            self.replicas.dispose()
         self.engine.dispose()
+
+    def _on_primary(
+        self, identity: Mapping[str, str], query: Query, fallback: str | None
+    ) -> list[Any]:
+        rows = self._read_on(self.engine, identity, query)
+        self._served("primary", fallback)
+        assert rows is not None, "the primary is never asked for a replay position"
+        return rows
+
+    def _served(self, target: str, fallback: str | None) -> None:
+        served = ReadServed(target, fallback)
+        for listener in self.read_listeners:
+            listener(served)
+
+    def _replica_failed(self, replica: Replica, exc: BaseException) -> None:
+        """A lost or unavailable replica leaves rotation; another error (a recovery conflict
+        cancelling the query, say) only sends this one read to the primary."""
+        reason = describe(exc, with_message=True)
+        if self.replicas is not None and (connection_lost(exc) or is_unavailable(exc)):
+            self.replicas.leave_rotation(replica, reason)
+        log.warning(
+            "read on %s (%s) failed, served by the primary: %s", replica.label, replica.host, reason
+        )
+
+    def _read_on(
+        self,
+        engine: Engine,
+        identity: Mapping[str, str],
+        query: Query,
+        at_least: int | None = None,
+    ) -> list[Any] | None:
+        with self._waiting.waiting():
+            pooled = engine.raw_connection()
+        try:
+            conn = pooled.driver_connection
+            assert isinstance(conn, psycopg.Connection)
+            try:
+                return _pipelined_read(conn, identity, query, at_least)
+            except psycopg.Error as exc:
+                if conn.broken or conn.closed or connection_lost(exc):
+                    pooled.invalidate(exc)
+                    raise ConnectionLost(describe(exc)) from exc
+                raise
+        finally:
+            pooled.close()
 
     @contextmanager
     def _session(self, user_id: str) -> Iterator[Session]:
@@ -181,19 +302,44 @@ def _backoff(attempt: int) -> float:
     return random.uniform(0, 0.02 * 2**attempt)  # noqa: S311
 
 
+def _commit_and_locate(session: Session) -> int:
+    conn = session.connection().connection.driver_connection
+    assert isinstance(conn, psycopg.Connection)
+    cursor = conn.execute(_COMMIT_AND_LOCATE)
+    cursor.nextset()
+    row = cursor.fetchone()
+    assert row is not None and row[0] is not None
+    return parse_lsn(str(row[0]))
+
+
 def _pipelined_read(
-    conn: psycopg.Connection[Any], identity: Mapping[str, str], query: Query
-) -> list[Any]:
+    conn: psycopg.Connection[Any],
+    identity: Mapping[str, str],
+    query: Query,
+    at_least: int | None = None,
+) -> list[Any] | None:
     """BEGIN, identity, query, COMMIT in one pipeline; the server runs them in order and skips
-    everything after a failed statement, so the query never runs without its identity."""
+    everything after a failed statement, so the query never runs without its identity.
+
+    With `at_least` (a replica read for a client's last write), the replay position is checked
+    in the same pipeline; None when the server has not replayed that far."""
     if conn.info.transaction_status != TransactionStatus.IDLE:
         conn.rollback()  # the identity statement must open the transaction
     cursor = conn.cursor(row_factory=namedtuple_row)
     try:
         with conn.pipeline():
             conn.execute(IDENTITY_SQL, identity)
+            replayed = (
+                None
+                if at_least is None
+                else conn.execute(_REPLAYED_AT_LEAST, {"at_least": format_lsn(at_least)})
+            )
             cursor.execute(query.sql, query.params)
             conn.commit()
+        if replayed is not None:
+            row = replayed.fetchone()
+            if row is None or not row[0]:
+                return None
         return cursor.fetchall()
     except BaseException:
         if not conn.closed:

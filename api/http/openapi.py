@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.http.consistency import TOKEN_LENGTH, TOKEN_PATTERN
 from api.http.errors import FIELD_MESSAGE_MAX, FIELD_PATH_MAX, MAX_FIELD_ERRORS
 from api.paths import API_PREFIX
 from api.problems import BY_STATUS, PROBLEM_BASE, PROBLEM_JSON
@@ -102,6 +103,12 @@ HEADERS: dict[str, dict[str, Any]] = {
     "Location": _header(
         "Path of the created task.",
         {"type": "string", "format": "uri-reference", "maxLength": 2048},
+    ),
+    "Consistency-Token": _header(
+        "Where this write committed, as an opaque token: send it back as the "
+        "`Consistency-Token` request header of a later list or get to read this write "
+        "(from a replica once it has replayed it, else from the primary).",
+        {"type": "string", "pattern": TOKEN_PATTERN, "maxLength": TOKEN_LENGTH},
     ),
     "Idempotent-Replayed": _header(
         "`true` when this is the recorded response to an earlier request with the same "
@@ -259,6 +266,9 @@ Conventions that hold everywhere:
 - Writes to one task honour `If-Match` (412 when it names no current `ETag`). A create may carry
   an `Idempotency-Key`: a retry with the same key and body returns the first response; the same
   key with another body is 422.
+- Every successful write returns a `Consistency-Token`; send it back on a list or get to be
+  sure to read that write (reads may otherwise be served by a read replica slightly behind).
+  A token this service did not issue is 400.
 """
 
 TAGS = [

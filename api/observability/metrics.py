@@ -30,7 +30,8 @@ from sqlalchemy.pool import QueuePool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from db.unit_of_work import UnitOfWork
+from db.replicas import Replica
+from db.unit_of_work import ReadServed, UnitOfWork
 
 REQUESTS = Counter(
     "tasks_api_http_requests_total",
@@ -54,6 +55,31 @@ DB_ERRORS = Counter(
     "Requests that failed on a database error, by outcome (unavailable: 503, error: 500) and "
     "cause (SQLSTATE class, 'pool_timeout', or 'no_answer' when the server never replied).",
     ["outcome", "cause"],
+)
+DB_READS = Counter(
+    "tasks_api_db_reads_total",
+    "Pipelined reads (list, get) by where they ran: `primary` or a replica's stable label "
+    "(`replica0` is the first URL of DATABASE_READ_URL; never the URL itself).",
+    ["target"],
+)
+READS_SENT_TO_PRIMARY = Counter(
+    "tasks_api_db_reads_sent_to_primary_total",
+    "Replica-eligible reads answered by the primary, by reason: `token` (no replica had "
+    "replayed the client's Consistency-Token), `lag` (no replica within "
+    "READ_REPLICA_MAX_LAG_MS or reachable), `replica_error` (the replica failed the read).",
+    ["reason"],
+)
+REPLICA_LAG = Gauge(
+    "tasks_api_db_replica_lag_seconds",
+    "How far behind the primary each replica was at the last check (-1: unknown).",
+    ["replica", "host"],
+    multiprocess_mode="max",
+)
+REPLICA_IN_ROTATION = Gauge(
+    "tasks_api_db_replica_in_rotation",
+    "1 while a replica may serve reads (within the lag bound and reachable), else 0.",
+    ["replica", "host"],
+    multiprocess_mode="min",
 )
 RATE_LIMIT_REJECTIONS = Counter(
     "tasks_api_rate_limit_rejections_total",
@@ -95,6 +121,23 @@ def instrument(uow: UnitOfWork) -> None:
 
     for name in ("checkout", "checkin", "connect", "close"):
         event.listen(uow.engine, name, on_pool_event)
+    uow.read_listeners.append(record_read)
+    if uow.replicas is not None:
+        uow.replicas.listeners.append(record_replica_state)
+
+
+def record_read(served: ReadServed) -> None:
+    DB_READS.labels(target=served.target).inc()
+    if served.fallback is not None:
+        READS_SENT_TO_PRIMARY.labels(reason=served.fallback).inc()
+
+
+def record_replica_state(replica: Replica) -> None:
+    lag = replica.state.lag_seconds
+    REPLICA_LAG.labels(replica=replica.label, host=replica.host).set(-1 if lag is None else lag)
+    REPLICA_IN_ROTATION.labels(replica=replica.label, host=replica.host).set(
+        1 if replica.state.in_rotation else 0
+    )
 
 
 def record_database_error(exc: BaseException, *, unavailable: bool) -> None:

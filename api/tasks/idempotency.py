@@ -25,7 +25,7 @@ from db import idempotency
 from db.errors import RetryTransaction
 from db.idempotency import StoredResponse
 from db.models import IDEMPOTENCY_KEY_MAX, IDEMPOTENCY_KEY_PATTERN
-from db.unit_of_work import UnitOfWork
+from db.unit_of_work import Committed, UnitOfWork
 
 REPLAYED_HEADER = "Idempotent-Replayed"
 
@@ -69,7 +69,7 @@ def create_once(
     key: str,
     body: BaseModel,
     create: Callable[[Session], Created],
-) -> Created:
+) -> Committed[Created]:
     """Run `create` at most once per (user, key); return its recorded result afterwards."""
     request_print = fingerprint(body)
 
@@ -95,4 +95,4 @@ def create_once(
             raise RetryTransaction
         return created
 
-    return db.run(user_id, attempt)
+    return db.write(user_id, attempt)

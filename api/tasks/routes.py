@@ -17,6 +17,8 @@ from pydantic import TypeAdapter
 from sqlmodel import Session
 
 from api.deps import CurrentCaller, UnitOfWorkDep
+from api.http.consistency import HEADER as CONSISTENCY_TOKEN
+from api.http.consistency import ReadAfter, Tokens
 from api.http.openapi import COMMON_STATUSES, problem_responses, success_headers
 from api.http.tenant_route import TenantRoute
 from api.paths import TENANT_PREFIX, task_path, tenant_path
@@ -27,6 +29,7 @@ from api.tasks.idempotency import Created, IdempotencyKeyHeader, create_once
 from api.tasks.schemas import PAGE_MAX, TaskCreate, TaskPage, TaskPatch, TaskPublic, TaskReplace
 from db import tasks
 from db.tasks import Position, SortOrder, StatusFilter, TaskRecord
+from db.unit_of_work import Committed
 
 router = APIRouter(
     prefix=f"{TENANT_PREFIX}/tasks",
@@ -69,6 +72,8 @@ _LINKS_FROM_CREATED = {
 }
 # A task as returned, with its tag: the same `ETag` GET returns, ready for `If-Match`.
 _TASK_RESPONSE = {"description": "The task.", **success_headers("ETag")}
+# A write's answer also says where it committed, for the reads that must see it.
+_CHANGED_TASK_RESPONSE = {"description": "The task.", **success_headers("ETag", CONSISTENCY_TOKEN)}
 
 _TASK = TypeAdapter(TaskPublic)
 _TASKS = TypeAdapter(list[TaskPublic])
@@ -86,6 +91,11 @@ def _task_response(body: bytes, status_code: int = 200, **headers: str) -> Respo
     )
 
 
+def _changed_response(tokens: Tokens, changed: Committed[TaskRecord]) -> Response:
+    body = _task_json(changed.value)
+    return _task_response(body, 200, **{CONSISTENCY_TOKEN: tokens.encode(changed.lsn)})
+
+
 def _require_match(session: Session, user: str, task_id: uuid.UUID, if_match: str | None) -> None:
     """With If-Match, lock the row and refuse the write unless the client saw its current state."""
     if if_match is None:
@@ -99,7 +109,7 @@ def _require_match(session: Session, user: str, task_id: uuid.UUID, if_match: st
 
 def _change_task(
     db: UnitOfWorkDep, user: str, task_id: uuid.UUID, if_match: str | None, change: Change
-) -> TaskRecord:
+) -> Committed[TaskRecord]:
     """The shape every write to one task shares: the If-Match check, the change, 404 if none."""
 
     def work(session: Session) -> TaskRecord:
@@ -109,7 +119,7 @@ def _change_task(
             raise TaskNotFound("No such task.")
         return task
 
-    return db.run(user, work)
+    return db.write(user, work)
 
 
 def _next_link(request: Request, user: str, sort: SortOrder, page: Sequence[TaskRecord]) -> str:
@@ -127,13 +137,15 @@ def _next_link(request: Request, user: str, sort: SortOrder, page: Sequence[Task
     summary="List the caller's tasks",
     response_model=TaskPage,
     responses={
-        200: {"description": "One page of tasks.", **success_headers(optional=("Link",))}
+        200: {"description": "One page of tasks.", **success_headers(optional=("Link",))},
+        **problem_responses(400),
     },
 )
 def list_tasks(
     caller: CurrentCaller,
     db: UnitOfWorkDep,
     request: Request,
+    read_after: ReadAfter,
     status: Annotated[StatusFilter, Query(description="Which tasks to include.")] = (
         StatusFilter.all
     ),
@@ -157,7 +169,7 @@ def list_tasks(
     user = caller.user_id
     after = decode_cursor(sort, cursor) if cursor else None
     query = tasks.list_query(user, status=status, sort=sort, limit=limit + 1, after=after)
-    rows: list[TaskRecord] = db.read(user, query)
+    rows: list[TaskRecord] = db.read(user, query, from_replica=True, at_least=read_after)
     page = rows[:limit]
     body = _TASKS.dump_json(_TASKS.validate_python(page, from_attributes=True))
     response = Response(body, media_type=JSON)
@@ -175,7 +187,9 @@ def list_tasks(
     responses={
         201: {
             "description": "The task was created.",
-            **success_headers("Location", "ETag", optional=("Idempotent-Replayed",)),
+            **success_headers(
+                "Location", "ETag", CONSISTENCY_TOKEN, optional=("Idempotent-Replayed",)
+            ),
             "links": _LINKS_FROM_CREATED,
         },
         **problem_responses(400, 415),
@@ -185,6 +199,7 @@ def create_task(
     body: TaskCreate,
     caller: CurrentCaller,
     db: UnitOfWorkDep,
+    tokens: Tokens,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     """Unknown fields (such as `user_id` or `id`) are refused with 422, never ignored.
@@ -198,10 +213,12 @@ def create_task(
         return Created(_task_json(task), task_path(user, task.id))
 
     if idempotency_key is None:
-        created = db.run(user, create)
+        committed = db.write(user, create)
     else:
-        created = create_once(db, user, idempotency_key, body, create)
-    return _task_response(created.body, 201, Location=created.location, **created.headers())
+        committed = create_once(db, user, idempotency_key, body, create)
+    created = committed.value
+    headers = {CONSISTENCY_TOKEN: tokens.encode(committed.lsn), **created.headers()}
+    return _task_response(created.body, 201, Location=created.location, **headers)
 
 
 @router.get(
@@ -209,11 +226,16 @@ def create_task(
     operation_id="getTask",
     summary="Get one task",
     response_model=TaskPublic,
-    responses={200: _TASK_RESPONSE, **problem_responses(404)},
+    responses={200: _TASK_RESPONSE, **problem_responses(400, 404)},
 )
-def get_task(task_id: TaskIdPath, caller: CurrentCaller, db: UnitOfWorkDep) -> Response:
+def get_task(
+    task_id: TaskIdPath, caller: CurrentCaller, db: UnitOfWorkDep, read_after: ReadAfter
+) -> Response:
     """Another user's task and a missing task are the same 404."""
-    found: list[TaskRecord] = db.read(caller.user_id, tasks.get_query(caller.user_id, task_id))
+    query = tasks.get_query(caller.user_id, task_id)
+    found: list[TaskRecord] = db.read(
+        caller.user_id, query, from_replica=True, at_least=read_after
+    )
     if not found:
         raise TaskNotFound("No such task.")
     return _task_response(_task_json(found[0]))
@@ -224,13 +246,14 @@ def get_task(task_id: TaskIdPath, caller: CurrentCaller, db: UnitOfWorkDep) -> R
     operation_id="replaceTask",
     summary="Replace a task",
     response_model=TaskPublic,
-    responses={200: _TASK_RESPONSE, **problem_responses(400, 404, 412, 415)},
+    responses={200: _CHANGED_TASK_RESPONSE, **problem_responses(400, 404, 412, 415)},
 )
 def replace_task(
     task_id: TaskIdPath,
     body: TaskReplace,
     caller: CurrentCaller,
     db: UnitOfWorkDep,
+    tokens: Tokens,
     if_match: IfMatch = None,
 ) -> Response:
     """Omitted optional fields go back to their defaults."""
@@ -239,7 +262,7 @@ def replace_task(
     def replace(session: Session) -> TaskRecord | None:
         return tasks.update_task(session, user, task_id, body.model_dump())
 
-    return _task_response(_task_json(_change_task(db, user, task_id, if_match, replace)))
+    return _changed_response(tokens, _change_task(db, user, task_id, if_match, replace))
 
 
 @router.patch(
@@ -247,13 +270,14 @@ def replace_task(
     operation_id="updateTask",
     summary="Change some fields of a task",
     response_model=TaskPublic,
-    responses={200: _TASK_RESPONSE, **problem_responses(400, 404, 412, 415)},
+    responses={200: _CHANGED_TASK_RESPONSE, **problem_responses(400, 404, 412, 415)},
 )
 def update_task(
     task_id: TaskIdPath,
     body: TaskPatch,
     caller: CurrentCaller,
     db: UnitOfWorkDep,
+    tokens: Tokens,
     if_match: IfMatch = None,
 ) -> Response:
     """Only the fields sent change; `null` is accepted for `description` alone."""
@@ -265,7 +289,7 @@ def update_task(
             return tasks.update_task(session, user, task_id, changes)
         return tasks.get_task(session, user, task_id)
 
-    return _task_response(_task_json(_change_task(db, user, task_id, if_match, patch)))
+    return _changed_response(tokens, _change_task(db, user, task_id, if_match, patch))
 
 
 @router.patch(
@@ -273,10 +297,14 @@ def update_task(
     operation_id="toggleTaskCompleted",
     summary="Toggle a task's completed flag",
     response_model=TaskPublic,
-    responses={200: _TASK_RESPONSE, **problem_responses(404, 412)},
+    responses={200: _CHANGED_TASK_RESPONSE, **problem_responses(404, 412)},
 )
 def toggle_completed(
-    task_id: TaskIdPath, caller: CurrentCaller, db: UnitOfWorkDep, if_match: IfMatch = None
+    task_id: TaskIdPath,
+    caller: CurrentCaller,
+    db: UnitOfWorkDep,
+    tokens: Tokens,
+    if_match: IfMatch = None,
 ) -> Response:
     """Flips `completed`; `If-Match` makes the toggle conditional on the state the caller saw."""
     user = caller.user_id
@@ -284,7 +312,7 @@ def toggle_completed(
     def toggle(session: Session) -> TaskRecord | None:
         return tasks.toggle_completed(session, user, task_id)
 
-    return _task_response(_task_json(_change_task(db, user, task_id, if_match, toggle)))
+    return _changed_response(tokens, _change_task(db, user, task_id, if_match, toggle))
 
 
 @router.delete(
@@ -293,10 +321,17 @@ def toggle_completed(
     operation_id="deleteTask",
     summary="Delete a task",
     response_class=Response,
-    responses={204: {"description": "The task was deleted."}, **problem_responses(404, 412)},
+    responses={
+        204: {"description": "The task was deleted.", **success_headers(CONSISTENCY_TOKEN)},
+        **problem_responses(404, 412),
+    },
 )
 def delete_task(
-    task_id: TaskIdPath, caller: CurrentCaller, db: UnitOfWorkDep, if_match: IfMatch = None
+    task_id: TaskIdPath,
+    caller: CurrentCaller,
+    db: UnitOfWorkDep,
+    tokens: Tokens,
+    if_match: IfMatch = None,
 ) -> Response:
     """Gone for good; a second delete, like another user's, is 404."""
     user = caller.user_id
@@ -306,5 +341,5 @@ def delete_task(
         if not tasks.delete_task(session, user, task_id):
             raise TaskNotFound("No such task.")
 
-    db.run(user, delete)
-    return Response(status_code=204)
+    deleted = db.write(user, delete)
+    return Response(status_code=204, headers={CONSISTENCY_TOKEN: tokens.encode(deleted.lsn)})

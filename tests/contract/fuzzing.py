@@ -26,6 +26,7 @@ HOOKS = "tests.contract.schemathesis_hooks"
 PHASES = ("examples", "coverage", "fuzzing", "stateful")
 _DEFAULT_ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "429", "5xx"]
 _IF_MATCH_OPERATIONS = ["replaceTask", "updateTask", "toggleTaskCompleted", "deleteTask"]
+_CONSISTENCY_TOKEN_OPERATIONS = ["listTasks", "getTask"]
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ max-steps = {budget.stateful_max_steps}
 path = "wfc.json"
 peers = [{_toml(owner.name)}, {_toml(peer.name)}]
 
-# EXCLUSION (the only one): a schema-valid `If-Match` that names no current entity tag must be
+# EXCLUSION (one of two): a schema-valid `If-Match` that names no current entity tag must be
 # answered 412 (RFC 9110, 13.1.1), and no schema can say which tag is current: that depends on
 # the task's state, like the 404 for an unknown id that schemathesis already accepts. So 412 is
 # accepted from positive data on exactly the four operations that take If-Match; the hook check
@@ -110,6 +111,15 @@ peers = [{_toml(owner.name)}, {_toml(peer.name)}]
 [[operations]]
 include-operation-id = {_toml(_IF_MATCH_OPERATIONS)}
 checks.positive_data_acceptance.expected-statuses = {_toml([*_DEFAULT_ACCEPTED, "412"])}
+
+# EXCLUSION (two of two): a schema-valid `Consistency-Token` the service did not issue must be
+# answered 400 (SPEC "Scale": a malformed or altered token), and no schema can say which MACs
+# are valid. So 400 is accepted from positive data on exactly the two reads that take the
+# header; the hook check `bad_request_only_with_consistency_token` fails any such 400 sent
+# without one.
+[[operations]]
+include-operation-id = {_toml(_CONSISTENCY_TOKEN_OPERATIONS)}
+checks.positive_data_acceptance.expected-statuses = {_toml([*_DEFAULT_ACCEPTED, "400"])}
 """
     path = workdir / "schemathesis.toml"
     path.write_text(config)

@@ -11,7 +11,10 @@ Checks (each fails the run):
 - `peer_never_lists_owner_tasks`: whenever the owner lists tasks, no listed id appears in the
   peer's list with the same query.
 - `precondition_failed_only_with_if_match`: 412 is allowed to the operations that take
-  If-Match (fuzzing.py's only exclusion list), so make sure it never comes without one.
+  If-Match (one of fuzzing.py's two exclusion lists), so make sure it never comes without one.
+- `bad_request_only_with_consistency_token`: 400 is allowed to list and get from positive data
+  (the other exclusion list) for a Consistency-Token the service did not issue; make sure no
+  other 400 hides behind it.
 
 Client rule (`before_call`): an Idempotency-Key names one request and its retries, sent before
 the client acts on the answer. The fuzzer breaks that rule all the time (its keys come from a
@@ -198,4 +201,15 @@ def precondition_failed_only_with_if_match(
         return None
     sent = {name.lower() for name in response.request.headers}
     assert "if-match" in sent, "412 Precondition Failed without an If-Match header"
+    return True
+
+
+@schemathesis.check
+def bad_request_only_with_consistency_token(
+    ctx: Any, response: schemathesis.Response, case: schemathesis.Case[Any]
+) -> bool | None:
+    if response.status_code != 400 or _operation_id(case) not in {"listTasks", "getTask"}:
+        return None
+    sent = {name.lower() for name in response.request.headers}
+    assert "consistency-token" in sent, "400 on a read without a Consistency-Token header"
     return True

@@ -27,6 +27,7 @@ OUR_CHECKS = {
     "foreign_task_is_a_missing_task",
     "peer_never_lists_owner_tasks",
     "precondition_failed_only_with_if_match",
+    "bad_request_only_with_consistency_token",
 }
 
 

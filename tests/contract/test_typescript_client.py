@@ -73,6 +73,6 @@ def test_generated_client_runs_the_scenario_against_the_live_service(
         report(f"typescript client: {line}")
     assert result.returncode == 0, result.stdout + result.stderr
     assert [line.split(":")[0] for line in steps] == [
-        "ok create", "ok list", "ok get", "ok conditional update", "ok complete", "ok errors",
-        "ok delete",
+        "ok create", "ok list", "ok get", "ok read your writes", "ok conditional update",
+        "ok complete", "ok errors", "ok delete",
     ]

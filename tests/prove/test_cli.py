@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-from cli.main import main
 
+from cli.main import main
 from tests.support.postgres import throwaway_database
 from tests.support.server import free_port
 

@@ -95,3 +95,39 @@ def test_rate_limit_budget(
 ) -> None:
     monkeypatch.setenv("RATE_LIMIT", value)
     assert settings().rate_per_second == per_second
+
+
+def test_read_replica_urls_are_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "DATABASE_READ_URL", "postgresql://r1.example/db, postgres://u:p@r2.example:6432/db"
+    )
+    assert settings().read_replica_urls == (
+        "postgresql://r1.example/db",
+        "postgres://u:p@r2.example:6432/db",
+    )
+
+
+def test_a_multi_host_replica_url_keeps_its_own_commas(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_READ_URL", "postgresql://h1:5432,h2:5432/db,postgresql://h3/db")
+    assert settings().read_replica_urls == ("postgresql://h1:5432,h2:5432/db", "postgresql://h3/db")
+
+
+def test_without_read_replicas_every_read_goes_to_the_primary() -> None:
+    assert settings().read_replica_urls == ()
+
+
+def test_replica_lag_bound_defaults_to_one_second() -> None:
+    assert settings().read_replica_max_lag_ms == 1000
+
+
+def test_replica_lag_bound_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("READ_REPLICA_MAX_LAG_MS", "250")
+    assert settings().read_replica_max_lag_ms == 250
+
+
+def test_consistency_token_secret_shorter_than_32_bytes_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CONSISTENCY_TOKEN_SECRET", "short")
+    with pytest.raises(ValidationError, match="CONSISTENCY_TOKEN_SECRET must be at least 32"):
+        settings()

@@ -141,8 +141,10 @@ def check(ctx: Context) -> list[Finding]:
     live = snapshot(ctx.conn, ctx.schema, ctx.tenant_tables, ctx.role)
     try:
         declared = declared_snapshot(ctx.conn, ctx.schema, ctx.tenant_tables, ctx.role)
-    except psycopg.errors.InsufficientPrivilege:
-        raise  # the auditing role cannot tell: an audit error, not a finding
+    except (psycopg.errors.InsufficientPrivilege, psycopg.errors.ReadOnlySqlTransaction):
+        # The auditing role, or a read-only standby (whose catalog is its primary's, audited
+        # there), cannot tell: an audit error, not a finding.
+        raise
     except psycopg.Error as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return [

@@ -103,6 +103,20 @@ const etag = got.response.headers.get("ETag");
 check(got.data?.id === task.id && etag !== null, "get: no task or no ETag");
 step("get", `200 with ETag ${etag}`);
 
+// Read-your-writes: every write returns a Consistency-Token; a read that echoes it includes the
+// write even when replicas lag. The header is typed on both sides, so no cast is needed.
+const consistency = created.response.headers.get("Consistency-Token");
+check(consistency !== null && /^[A-Za-z0-9_-]{32}$/.test(consistency), "create: no Consistency-Token");
+const ownWrite = await api.GET("/api/{user_id}/tasks/{task_id}", {
+  params: { ...taskPath, header: { "Consistency-Token": consistency } },
+});
+check(ownWrite.data?.id === task.id, `read with the token: ${ownWrite.response.status}`);
+const forged = await api.GET("/api/{user_id}/tasks", {
+  params: { path: { user_id: userId }, header: { "Consistency-Token": "A".repeat(32) } },
+});
+expectProblem(forged.error, 400, "forged Consistency-Token");
+step("read your writes", "Consistency-Token echoed: 200 with the task; a forged one: 400 problem+json");
+
 const updated = await api.PATCH("/api/{user_id}/tasks/{task_id}", {
   params: { ...taskPath, header: { "If-Match": etag } },
   body: { description: "Two litres" },
