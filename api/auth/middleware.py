@@ -6,6 +6,8 @@ a bad token costs a signature check and nothing else.
 
 from __future__ import annotations
 
+import re
+
 import anyio.to_thread
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -15,6 +17,8 @@ from api.paths import API_PREFIX
 from api.problems import NotAuthenticated, Problem, render
 
 MAX_AUTHORIZATION_BYTES = 8192
+# RFC 6750's b64token: what a bearer credential may be made of, byte for byte.
+_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 
 
 def _unauthorized(detail: str, *, token_sent: bool) -> NotAuthenticated:
@@ -35,8 +39,10 @@ def bearer_token(scope: Scope) -> str:
     if len(raw) > MAX_AUTHORIZATION_BYTES:
         raise _unauthorized("The Authorization header is too large.", token_sent=True)
     scheme, _, token = raw.decode("latin-1").partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token or " " in token:
+    # Only the whitespace HTTP itself allows around a field value (RFC 9110, section 5.6.3):
+    # str.strip() would also remove a no-break space (0xA0 in Latin-1) and accept the token.
+    token = token.strip(" \t")
+    if scheme.lower() != "bearer" or not _B64TOKEN.fullmatch(token):
         raise _unauthorized("Expected 'Authorization: Bearer <token>'.", token_sent=True)
     return token
 
