@@ -3,7 +3,9 @@
 Every line written while a request runs carries its request id. The formatters mask anything
 shaped like a JWT or a bearer credential, whoever logged it; and the text format escapes control
 characters in the message, so a client-supplied path or header value can never start a line of
-its own (JSON lines are escaped by the encoder).
+its own. The JSON encoder escapes C0 controls itself but writes C1 controls (U+0085, a line
+break to Python and many viewers) and U+2028/U+2029 (line breaks to JavaScript) as they are;
+the JSON format escapes those too (as `\\u2028`), which every JSON reader decodes back.
 """
 
 from __future__ import annotations
@@ -36,6 +38,12 @@ def escape_controls(text: str) -> str:
     return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
+def _json_escape_controls(document: str) -> str:
+    """The same characters as JSON escapes (`\\u0085`); valid anywhere they can occur in a JSON
+    text, which is only inside strings."""
+    return _CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", document)
+
+
 class _RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id_var.get()
@@ -57,7 +65,7 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return redact(json.dumps(entry, default=str, ensure_ascii=False))
+        return redact(_json_escape_controls(json.dumps(entry, default=str, ensure_ascii=False)))
 
 
 class TextFormatter(logging.Formatter):

@@ -235,3 +235,26 @@ def test_unknown_methods_share_one_metric_label(app_client: Callable[..., TestCl
     text = client.get("/metrics").text
     assert 'method="BREW"' not in text
     assert 'method="other",route="/healthz"' in text
+
+
+def test_an_unexpected_error_is_a_problem_500_with_the_request_id(
+    app_client: Callable[..., TestClient], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Finding 3: the 500 is rendered inside the observed path, so it carries the request id,
+    the problem+json body and an access line like every other answer."""
+    client = app_client(log_json=True)
+
+    def fail() -> None:
+        raise RuntimeError("a bug")
+
+    client.app.add_api_route("/test-only/fail", fail)  # type: ignore[attr-defined]
+    capsys.readouterr()
+    response = client.get("/test-only/fail", headers={"X-Request-ID": "trace-500"})
+
+    assert response.status_code == 500
+    assert response.headers["X-Request-ID"] == "trace-500"
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"] == "urn:tasks-api:problem:internal-error"
+    assert "a bug" not in response.text
+    [line] = [x for x in access_lines(capsys.readouterr().err) if x["request_id"] == "trace-500"]
+    assert line["status"] == 500
