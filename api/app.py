@@ -24,6 +24,8 @@ from api.http.errors import install_error_handlers
 from api.http.no_store import NoStoreForApi
 from api.http.openapi import install as install_openapi
 from api.http.size_limits import BodySizeLimit, HeaderSizeLimit
+from api.http.tenant_route import TenantPath
+from api.http.websocket import RefuseWebSockets
 from api.observability.access_log import RequestObservation
 from api.observability.logs import configure_logging
 from api.observability.metrics import instrument, metrics_endpoint
@@ -95,6 +97,9 @@ def create_app(
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # No 307 to the path with(out) its trailing slash: it named whatever Host the client
+        # sent, before the tenant check. Such a path is a 404 like any other unknown one.
+        redirect_slashes=False,
         # The service exports its own Prometheus metrics (api/metrics.py). FastAPI's built-in
         # OpenTelemetry hooks looked up the global OTel providers on every request (~5% of a
         # request's CPU under py-spy, docs/performance.md) to find none configured.
@@ -110,12 +115,15 @@ def create_app(
         app.add_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
 
     # Added innermost first: a request meets the request id and access log, CORS, the cache
-    # header wrapper, the per-address limit, the body limit, authentication and then the
-    # per-user limit (keyed by the verified user) before it is routed.
+    # header wrapper, the per-address limit, the header limit, authentication, the per-user
+    # limit (keyed by the verified user), the tenant check and the body limit before it is
+    # routed: 401, then 403, then 413, with no body byte read before them.
+    app.add_middleware(RefuseWebSockets)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(TenantPath)
     if limits.user is not None:
         app.add_middleware(UserRateLimit, limiter=limits.limiter, policy=limits.user)
     app.add_middleware(BearerAuthentication, verifier=verifier)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(HeaderSizeLimit, max_bytes=settings.max_header_bytes)
     if limits.address is not None:
         app.add_middleware(AddressRateLimit, limiter=limits.limiter, policy=limits.address)

@@ -13,8 +13,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.auth.caller import Caller, authenticate
 from api.auth.tokens import InvalidToken, KeyFetchNeeded, TokenVerifier
+from api.http.websocket import refuse
 from api.paths import API_PREFIX
-from api.problems import NotAuthenticated, Problem, render
+from api.problems import NotAuthenticated, Problem
 
 MAX_AUTHORIZATION_BYTES = 8192
 # RFC 6750's b64token: what a bearer credential may be made of, byte for byte.
@@ -55,16 +56,17 @@ class BearerAuthentication:
         self.verifier = verifier
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(API_PREFIX):
+        # A WebSocket handshake is a request too: it authenticates like one before its refusal.
+        if scope["type"] not in {"http", "websocket"} or not scope["path"].startswith(API_PREFIX):
             await self.app(scope, receive, send)
             return
         try:
             user_id = await self._verify(bearer_token(scope))
         except InvalidToken as exc:
-            await render(_unauthorized(str(exc), token_sent=True))(scope, receive, send)
+            await refuse(_unauthorized(str(exc), token_sent=True), scope, receive, send)
             return
         except Problem as problem:
-            await render(problem)(scope, receive, send)
+            await refuse(problem, scope, receive, send)
             return
         authenticate(scope, Caller(user_id))
         await self.app(scope, receive, send)
