@@ -21,6 +21,7 @@ from api.auth.middleware import BearerAuthentication
 from api.auth.tokens import TokenVerifier
 from api.http import health
 from api.http.errors import install_error_handlers
+from api.http.head import HeadAsGet
 from api.http.no_store import NoStoreForApi
 from api.http.openapi import install as install_openapi
 from api.http.size_limits import BodySizeLimit, HeaderSizeLimit
@@ -118,6 +119,7 @@ def create_app(
     # header wrapper, the per-address limit, the header limit, authentication, the per-user
     # limit (keyed by the verified user), the tenant check and the body limit before it is
     # routed: 401, then 403, then 413, with no body byte read before them.
+    app.add_middleware(HeadAsGet)
     app.add_middleware(RefuseWebSockets)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(TenantPath)

@@ -106,3 +106,29 @@ def test_expect_100_continue_is_answered_in_the_documented_order_without_continu
     assert answer.startswith(b"HTTP/1.1 " + status), answer[:200]
     assert b"100 Continue" not in answer
     assert b"application/problem+json" in answer
+
+
+def test_a_websocket_handshake_gets_a_problem_401_from_a_real_server(
+    server: RunningServer, alice: str
+) -> None:
+    """Finding 7, through uvicorn's denial response extension: an HTTP answer, not a close."""
+    answer = raw_exchange(
+        server,
+        f"GET /api/{alice}/tasks HTTP/1.1\r\nHost: localhost\r\n".encode()
+        + b"Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+        + b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    )
+    assert answer.startswith(b"HTTP/1.1 401"), answer[:200]
+    assert b"application/problem+json" in answer
+    assert b"101 Switching Protocols" not in answer
+
+
+def test_a_head_request_gets_the_headers_of_get_from_a_real_server(
+    server: RunningServer, token_for: Mint, alice: str
+) -> None:
+    bearer = {"Authorization": f"Bearer {token_for(alice)}"}
+    url = f"{server.base_url}/api/{alice}/tasks"
+    get, head = httpx2.get(url, headers=bearer), httpx2.head(url, headers=bearer)
+    assert head.status_code == get.status_code == 200
+    assert head.content == b""
+    assert head.headers["content-length"] == str(len(get.content))
