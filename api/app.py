@@ -137,7 +137,7 @@ def create_app(
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             # Every request header the document declares, so browser clients can send them.
             allow_headers=[
-                *("Authorization", "Content-Type", "If-Match"),
+                *("Authorization", "Content-Type", "If-Match", "If-None-Match"),
                 *("Idempotency-Key", "X-Request-ID"),
             ],
             expose_headers=[

@@ -37,7 +37,8 @@ CATALOGUE: tuple[ProblemType, ...] = (
     ProblemType(405, "method-not-allowed", "Method Not Allowed"),
     ProblemType(406, "not-acceptable", "Not Acceptable"),
     ProblemType(412, "precondition-failed", "Precondition Failed",
-                "`If-Match` did not match the task's current `ETag`; fetch the task again."),
+                "`If-Match` names no current `ETag`, or `If-None-Match` names the task's "
+                "(or is `*`); fetch the task again."),
     ProblemType(413, "payload-too-large", "Content Too Large",
                 "The request body is larger than the configured limit (`MAX_BODY_BYTES`)."),
     ProblemType(415, "unsupported-media-type", "Unsupported Media Type",

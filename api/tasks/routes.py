@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import TypeAdapter
 from sqlmodel import Session
 
@@ -21,7 +22,13 @@ from api.http.openapi import COMMON_STATUSES, problem_responses, success_headers
 from api.http.tenant_route import TenantRoute
 from api.paths import TENANT_PREFIX, task_path, tenant_path
 from api.problems import PreconditionFailed, TaskNotFound
-from api.tasks.conditional import etag_for, if_match_allows
+from api.tasks.conditional import (
+    etag_for,
+    if_match_allows,
+    if_match_fields,
+    if_none_match_fields,
+    if_none_match_matches,
+)
 from api.tasks.cursor import CURSOR_PATTERN, decode_cursor, encode_cursor
 from api.tasks.idempotency import Created, IdempotencyKeyHeader, create_once
 from api.tasks.schemas import PAGE_MAX, TaskCreate, TaskPage, TaskPatch, TaskPublic, TaskReplace
@@ -43,14 +50,8 @@ TaskIdPath = Annotated[
         json_schema_extra={"maxLength": 36},
     ),
 ]
-IfMatch = Annotated[
-    str | None,
-    Header(
-        alias="If-Match",
-        max_length=1024,
-        description="Apply the change only if the task's current ETag is listed (or `*`).",
-    ),
-]
+IfMatch = Annotated[list[str] | None, Depends(if_match_fields)]
+IfNoneMatch = Annotated[list[str] | None, Depends(if_none_match_fields)]
 
 # Stateful clients (and fuzzers) chain a created task's id into the operations on it.
 _LINKS_FROM_CREATED = {
@@ -69,6 +70,13 @@ _LINKS_FROM_CREATED = {
 }
 # A task as returned, with its tag: the same `ETag` GET returns, ready for `If-Match`.
 _TASK_RESPONSE = {"description": "The task.", **success_headers("ETag")}
+# A conditional read whose `If-None-Match` names the current tag: no body, the tag again.
+_NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
+    304: {
+        "description": "Not modified: `If-None-Match` names the current `ETag`.",
+        **success_headers("ETag"),
+    }
+}
 
 _TASK = TypeAdapter(TaskPublic)
 _TASKS = TypeAdapter(list[TaskPublic])
@@ -86,24 +94,50 @@ def _task_response(body: bytes, status_code: int = 200, **headers: str) -> Respo
     )
 
 
-def _require_match(session: Session, user: str, task_id: uuid.UUID, if_match: str | None) -> None:
-    """With If-Match, lock the row and refuse the write unless the client saw its current state."""
-    if if_match is None:
+def _not_modified(body: bytes, if_none_match: list[str] | None) -> Response | None:
+    """304 with the tag when the client's `If-None-Match` names the current representation."""
+    etag = etag_for(body)
+    if if_none_match is not None and if_none_match_matches(if_none_match, etag):
+        return Response(status_code=304, headers={"ETag": etag})
+    return None
+
+
+@dataclass(frozen=True)
+class Preconditions:
+    """A write's If-Match and If-None-Match, each None when the client did not send it."""
+
+    if_match: list[str] | None = None
+    if_none_match: list[str] | None = None
+
+
+def _require_match(
+    session: Session, user: str, task_id: uuid.UUID, conditions: Preconditions
+) -> None:
+    """With a precondition, lock the row and refuse the write (412) unless it holds: If-Match
+    first, then If-None-Match (RFC 9110, section 13.2.2)."""
+    if conditions.if_match is None and conditions.if_none_match is None:
         return
     current = tasks.get_task(session, user, task_id, for_update=True)
     if current is None:
-        raise TaskNotFound("No such task.")
-    if not if_match_allows(if_match, etag_for(_task_json(current))):
+        if conditions.if_match is not None:
+            raise TaskNotFound("No such task.")
+        return  # If-None-Match holds for a task that does not exist; the write finds none.
+    etag = etag_for(_task_json(current))
+    if conditions.if_match is not None and not if_match_allows(conditions.if_match, etag):
         raise PreconditionFailed("The task has changed since you read it; fetch it again.")
+    if conditions.if_none_match is not None and if_none_match_matches(
+        conditions.if_none_match, etag
+    ):
+        raise PreconditionFailed("The task exists in a state If-None-Match excludes.")
 
 
 def _change_task(
-    db: UnitOfWorkDep, user: str, task_id: uuid.UUID, if_match: str | None, change: Change
+    db: UnitOfWorkDep, user: str, task_id: uuid.UUID, conditions: Preconditions, change: Change
 ) -> TaskRecord:
-    """The shape every write to one task shares: the If-Match check, the change, 404 if none."""
+    """The shape every write to one task shares: the preconditions, the change, 404 if none."""
 
     def work(session: Session) -> TaskRecord:
-        _require_match(session, user, task_id, if_match)
+        _require_match(session, user, task_id, conditions)
         task = change(session)
         if task is None:
             raise TaskNotFound("No such task.")
@@ -127,13 +161,18 @@ def _next_link(request: Request, user: str, sort: SortOrder, page: Sequence[Task
     summary="List the caller's tasks",
     response_model=TaskPage,
     responses={
-        200: {"description": "One page of tasks.", **success_headers(optional=("Link",))}
+        200: {
+            "description": "One page of tasks.",
+            **success_headers("ETag", optional=("Link",)),
+        },
+        **_NOT_MODIFIED,
     },
 )
 def list_tasks(
     caller: CurrentCaller,
     db: UnitOfWorkDep,
     request: Request,
+    if_none_match: IfNoneMatch,
     status: Annotated[StatusFilter, Query(description="Which tasks to include.")] = (
         StatusFilter.all
     ),
@@ -160,7 +199,9 @@ def list_tasks(
     rows: list[TaskRecord] = db.read(user, query)
     page = rows[:limit]
     body = _TASKS.dump_json(_TASKS.validate_python(page, from_attributes=True))
-    response = Response(body, media_type=JSON)
+    if (unchanged := _not_modified(body, if_none_match)) is not None:
+        return unchanged
+    response = Response(body, media_type=JSON, headers={"ETag": etag_for(body)})
     if len(rows) > limit:
         response.headers["Link"] = _next_link(request, user, sort, page)
     return response
@@ -209,14 +250,17 @@ def create_task(
     operation_id="getTask",
     summary="Get one task",
     response_model=TaskPublic,
-    responses={200: _TASK_RESPONSE, **problem_responses(404)},
+    responses={200: _TASK_RESPONSE, **_NOT_MODIFIED, **problem_responses(404)},
 )
-def get_task(task_id: TaskIdPath, caller: CurrentCaller, db: UnitOfWorkDep) -> Response:
+def get_task(
+    task_id: TaskIdPath, caller: CurrentCaller, db: UnitOfWorkDep, if_none_match: IfNoneMatch
+) -> Response:
     """Another user's task and a missing task are the same 404."""
     found: list[TaskRecord] = db.read(caller.user_id, tasks.get_query(caller.user_id, task_id))
     if not found:
         raise TaskNotFound("No such task.")
-    return _task_response(_task_json(found[0]))
+    body = _task_json(found[0])
+    return _not_modified(body, if_none_match) or _task_response(body)
 
 
 @router.put(
@@ -231,7 +275,8 @@ def replace_task(
     body: TaskReplace,
     caller: CurrentCaller,
     db: UnitOfWorkDep,
-    if_match: IfMatch = None,
+    if_match: IfMatch,
+    if_none_match: IfNoneMatch,
 ) -> Response:
     """Omitted optional fields go back to their defaults."""
     user = caller.user_id
@@ -239,7 +284,8 @@ def replace_task(
     def replace(session: Session) -> TaskRecord | None:
         return tasks.update_task(session, user, task_id, body.model_dump())
 
-    return _task_response(_task_json(_change_task(db, user, task_id, if_match, replace)))
+    conditions = Preconditions(if_match, if_none_match)
+    return _task_response(_task_json(_change_task(db, user, task_id, conditions, replace)))
 
 
 @router.patch(
@@ -254,7 +300,8 @@ def update_task(
     body: TaskPatch,
     caller: CurrentCaller,
     db: UnitOfWorkDep,
-    if_match: IfMatch = None,
+    if_match: IfMatch,
+    if_none_match: IfNoneMatch,
 ) -> Response:
     """Only the fields sent change; `null` is accepted for `description` alone."""
     user = caller.user_id
@@ -265,7 +312,8 @@ def update_task(
             return tasks.update_task(session, user, task_id, changes)
         return tasks.get_task(session, user, task_id)
 
-    return _task_response(_task_json(_change_task(db, user, task_id, if_match, patch)))
+    conditions = Preconditions(if_match, if_none_match)
+    return _task_response(_task_json(_change_task(db, user, task_id, conditions, patch)))
 
 
 @router.patch(
@@ -276,7 +324,11 @@ def update_task(
     responses={200: _TASK_RESPONSE, **problem_responses(404, 412)},
 )
 def toggle_completed(
-    task_id: TaskIdPath, caller: CurrentCaller, db: UnitOfWorkDep, if_match: IfMatch = None
+    task_id: TaskIdPath,
+    caller: CurrentCaller,
+    db: UnitOfWorkDep,
+    if_match: IfMatch,
+    if_none_match: IfNoneMatch,
 ) -> Response:
     """Flips `completed`; `If-Match` makes the toggle conditional on the state the caller saw."""
     user = caller.user_id
@@ -284,7 +336,8 @@ def toggle_completed(
     def toggle(session: Session) -> TaskRecord | None:
         return tasks.toggle_completed(session, user, task_id)
 
-    return _task_response(_task_json(_change_task(db, user, task_id, if_match, toggle)))
+    conditions = Preconditions(if_match, if_none_match)
+    return _task_response(_task_json(_change_task(db, user, task_id, conditions, toggle)))
 
 
 @router.delete(
@@ -296,13 +349,17 @@ def toggle_completed(
     responses={204: {"description": "The task was deleted."}, **problem_responses(404, 412)},
 )
 def delete_task(
-    task_id: TaskIdPath, caller: CurrentCaller, db: UnitOfWorkDep, if_match: IfMatch = None
+    task_id: TaskIdPath,
+    caller: CurrentCaller,
+    db: UnitOfWorkDep,
+    if_match: IfMatch,
+    if_none_match: IfNoneMatch,
 ) -> Response:
     """Gone for good; a second delete, like another user's, is 404."""
     user = caller.user_id
 
     def delete(session: Session) -> None:
-        _require_match(session, user, task_id, if_match)
+        _require_match(session, user, task_id, Preconditions(if_match, if_none_match))
         if not tasks.delete_task(session, user, task_id):
             raise TaskNotFound("No such task.")
 
