@@ -29,7 +29,7 @@ from api.http.tenant_route import TenantPath
 from api.http.websocket import RefuseWebSockets
 from api.observability.access_log import RequestObservation
 from api.observability.logs import configure_logging
-from api.observability.metrics import instrument, metrics_endpoint
+from api.observability.metrics import instrument
 from api.ratelimit.buckets import RateLimits
 from api.ratelimit.middleware import AddressRateLimit, UserRateLimit
 from api.settings import ConfigError, Settings, get_settings
@@ -112,8 +112,6 @@ def create_app(
     app.include_router(health.router)
     app.include_router(tasks.router)
     install_openapi(app)
-    if settings.metrics_enabled:
-        app.add_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
 
     # Added innermost first: a request meets the request id and access log, CORS, the cache
     # header wrapper, the per-address limit, the header limit, authentication, the per-user
