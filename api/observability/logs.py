@@ -25,6 +25,7 @@ _CREDENTIALS = re.compile(
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
+TRACEBACK_INDENT = "    | "
 
 
 def redact(text: str) -> str:
@@ -77,8 +78,14 @@ class TextFormatter(logging.Formatter):
             record.request_id = request_id_var.get()
         return redact(super().format(record))
 
+    def formatException(self, ei: Any) -> str:  # noqa: N802 (logging's name)
+        """A traceback keeps its lines, each indented: an exception message holding client
+        input (a line break, then a forged record) cannot start a line of its own."""
+        lines = super().formatException(ei).splitlines()
+        return "\n".join(TRACEBACK_INDENT + escape_controls(line) for line in lines)
+
     def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
-        # The message alone: a traceback appended after it keeps its line breaks.
+        # The message alone: a traceback appended after it keeps its (indented) line breaks.
         record.message = escape_controls(record.message)
         return super().formatMessage(record)
 

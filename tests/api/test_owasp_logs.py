@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import sys
 import time
 from collections.abc import Callable, Iterator
 from urllib.parse import quote
@@ -18,6 +19,7 @@ import httpx2
 import pytest
 from fastapi.testclient import TestClient
 
+from api.observability.logs import TRACEBACK_INDENT, TextFormatter
 from tests.support.server import RunningServer, base_env, serve
 
 Mint = Callable[..., str]
@@ -141,3 +143,17 @@ def test_a_path_cannot_forge_a_log_line_on_a_real_server(
         assert "FORGED" in line, "the rest of the path must stay on the access line"
         if line.startswith("{"):
             assert json.loads(line)["path"].endswith(FORGED)
+
+
+def test_an_exception_message_cannot_forge_a_text_log_line() -> None:
+    """A traceback keeps its lines, but every one after the record's first is indented."""
+    try:
+        raise ValueError(f"bad path /x\n{FORGED}\u2028{FORGED}")
+    except ValueError:
+        record = logging.LogRecord(
+            "tasks_api", logging.ERROR, __file__, 1, "failed", (), sys.exc_info()
+        )
+    lines = TextFormatter().format(record).splitlines()
+    assert len(lines) > 2 and "FORGED" in lines[-1]
+    assert all(line.startswith(TRACEBACK_INDENT) for line in lines[1:])
+    assert forged_lines("\n".join(lines)) == []
