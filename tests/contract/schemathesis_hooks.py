@@ -11,7 +11,8 @@ Checks (each fails the run):
 - `peer_never_lists_owner_tasks`: whenever the owner lists tasks, no listed id appears in the
   peer's list with the same query.
 - `precondition_failed_only_with_if_match`: 412 is allowed to the operations that take
-  If-Match (fuzzing.py's only exclusion list), so make sure it never comes without one.
+  If-Match (fuzzing.py's only exclusion list), so make sure it never comes without a
+  precondition (If-Match, or If-None-Match, which those operations take too).
 
 Client rule (`before_call`): an Idempotency-Key names one request and its retries, sent before
 the client acts on the answer. The fuzzer breaks that rule all the time (its keys come from a
@@ -197,5 +198,9 @@ def precondition_failed_only_with_if_match(
     if response.status_code != 412:
         return None
     sent = {name.lower() for name in response.request.headers}
-    assert "if-match" in sent, "412 Precondition Failed without an If-Match header"
+    # Since finding 6, If-None-Match on a write is a precondition too (412 when it names the
+    # task's current tag, or is `*`); a 412 with neither field is still a failure.
+    assert sent & {"if-match", "if-none-match"}, (
+        "412 Precondition Failed without an If-Match or If-None-Match header"
+    )
     return True
