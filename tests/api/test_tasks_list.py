@@ -190,7 +190,7 @@ def test_limit_defaults_to_50_and_caps_at_200(
 # Characters a user id may hold (db/identity.py USER_ID_PATTERN): anything but controls and `/`,
 # encodable as UTF-8 (the identity claim is refused otherwise).
 USER_ID_CHARACTERS = st.characters(
-    exclude_categories=("Cs",),
+    exclude_categories=["Cs"],
     exclude_characters="/",
     codec="utf-8",
 ).filter(lambda c: not CONTROL_CHARACTER.match(c))
