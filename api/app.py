@@ -119,7 +119,8 @@ def create_app(
     # Added innermost first: a request meets the request id and access log, CORS, the cache
     # header wrapper, the per-address limit, the header limit, authentication, the per-user
     # limit (keyed by the verified user), the tenant check and the body limit before it is
-    # routed: 401, then 403, then 413, with no body byte read before them.
+    # routed: 401, then 403, then 413, with no body byte read before them. A WebSocket
+    # handshake meets the same checks and is then refused; a HEAD is routed as its GET.
     app.add_middleware(HeadAsGet)
     app.add_middleware(RefuseWebSockets)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
