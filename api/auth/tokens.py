@@ -97,8 +97,9 @@ def _json_object(segment: str) -> dict[str, Any]:
             parse_float=_finite,
             parse_constant=_no_constant,
         )
-    except (binascii.Error, ValueError):
-        # ValueError covers bad UTF-8, bad JSON and integers past the parser's digit limit.
+    except (binascii.Error, ValueError, RecursionError):
+        # ValueError covers bad UTF-8, bad JSON and integers past the parser's digit limit;
+        # RecursionError, arrays or objects nested deeper than the parser goes.
         raise InvalidToken("the token is malformed") from None
     if not isinstance(value, dict):
         raise InvalidToken("the token is malformed")

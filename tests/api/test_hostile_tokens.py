@@ -145,6 +145,9 @@ def _with_member_first(document: bytes, name: str, value: object) -> bytes:
 
 _HS256_HEADER = b'{"alg": "HS256", "typ": "JWT"}'
 BOM = b"\xef\xbb\xbf"
+# Deeper than the JSON parser recurses, and still short enough for the Authorization limit.
+_DEEP = b"[" * 1500 + b"]" * 1500
+_DEEP_HEADER = b'{"alg": "HS256", "x": ' + _DEEP + b"}"
 
 
 def _padded_signature(f: Forge) -> str:
@@ -222,6 +225,13 @@ CORPUS: list[Any] = [
     ),
     pytest.param(
         lambda f: bearer(f.hs_raw(_HS256_HEADER, BOM + f.claims_json())), id="bom-in-claims"
+    ),
+    pytest.param(
+        lambda f: bearer(f.hs_raw(_DEEP_HEADER, f.claims_json())), id="header-nested-too-deep"
+    ),
+    pytest.param(
+        lambda f: bearer(f.hs_raw(_HS256_HEADER, f.claims_json()[:-1] + b', "x": ' + _DEEP + b"}")),
+        id="claims-nested-too-deep",
     ),
     pytest.param(lambda f: bearer(_padded_signature(f)), id="padded-signature"),
     pytest.param(lambda f: bearer(_padded_claims(f)), id="padded-claims"),
