@@ -32,6 +32,8 @@ TEST_SYSTEM_PACKAGES = [
     ("/usr/bin/pg_prove", "libtap-parser-sourcehandler-pgtap-perl"),
     # Shared rate-limit buckets; the tests start a private server when none answers on :6379.
     ("/usr/bin/redis-server", "redis-server"),
+    # A real browser renders /docs offline (tests/api/test_docs_offline.py).
+    ("/usr/bin/chromium", "chromium"),
 ]
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
 
 from api.auth.jwks import jwks_keys
 from api.auth.middleware import BearerAuthentication
@@ -23,12 +24,15 @@ from api.http import health
 from api.http.consistency import HEADER as CONSISTENCY_TOKEN
 from api.http.consistency import TokenCodec
 from api.http.errors import install_error_handlers
+from api.http.head import HeadAsGet
 from api.http.no_store import NoStoreForApi
 from api.http.openapi import install as install_openapi
 from api.http.size_limits import BodySizeLimit, HeaderSizeLimit
+from api.http.tenant_route import TenantPath
+from api.http.websocket import RefuseWebSockets
 from api.observability.access_log import RequestObservation
 from api.observability.logs import configure_logging
-from api.observability.metrics import instrument, metrics_endpoint
+from api.observability.metrics import instrument
 from api.ratelimit.buckets import RateLimits
 from api.ratelimit.middleware import AddressRateLimit, UserRateLimit
 from api.settings import ConfigError, Settings, get_settings
@@ -104,11 +108,16 @@ def create_app(
         await limits.limiter.aclose()
         uow.dispose()
 
-    app = FastAPI(
+    # /docs and /redoc from assets installed with the package (fastapi-offline): FastAPI's own
+    # pages load Swagger UI from a CDN, without integrity checks, and are blank offline.
+    app = FastAPIOffline(
         title="Tasks API",
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # No 307 to the path with(out) its trailing slash: it named whatever Host the client
+        # sent, before the tenant check. Such a path is a 404 like any other unknown one.
+        redirect_slashes=False,
         # The service exports its own Prometheus metrics (api/metrics.py). FastAPI's built-in
         # OpenTelemetry hooks looked up the global OTel providers on every request (~5% of a
         # request's CPU under py-spy, docs/performance.md) to find none configured.
@@ -121,16 +130,19 @@ def create_app(
     app.include_router(health.router)
     app.include_router(tasks.router)
     install_openapi(app)
-    if settings.metrics_enabled:
-        app.add_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
 
     # Added innermost first: a request meets the request id and access log, CORS, the cache
-    # header wrapper, the per-address limit, the body limit, authentication and then the
-    # per-user limit (keyed by the verified user) before it is routed.
+    # header wrapper, the per-address limit, the header limit, authentication, the per-user
+    # limit (keyed by the verified user), the tenant check and the body limit before it is
+    # routed: 401, then 403, then 413, with no body byte read before them. A WebSocket
+    # handshake meets the same checks and is then refused; a HEAD is routed as its GET.
+    app.add_middleware(HeadAsGet)
+    app.add_middleware(RefuseWebSockets)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(TenantPath)
     if limits.user is not None:
         app.add_middleware(UserRateLimit, limiter=limits.limiter, policy=limits.user)
     app.add_middleware(BearerAuthentication, verifier=verifier)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(HeaderSizeLimit, max_bytes=settings.max_header_bytes)
     if limits.address is not None:
         app.add_middleware(AddressRateLimit, limiter=limits.limiter, policy=limits.address)
@@ -142,7 +154,7 @@ def create_app(
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             # Every request header the document declares, so browser clients can send them.
             allow_headers=[
-                *("Authorization", "Content-Type", "If-Match"),
+                *("Authorization", "Content-Type", "If-Match", "If-None-Match"),
                 *("Idempotency-Key", "X-Request-ID", CONSISTENCY_TOKEN),
             ],
             expose_headers=[

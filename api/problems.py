@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from fastapi.responses import JSONResponse
+from starlette.types import Receive, Scope, Send
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "urn:tasks-api:problem:"
@@ -37,7 +38,8 @@ CATALOGUE: tuple[ProblemType, ...] = (
     ProblemType(405, "method-not-allowed", "Method Not Allowed"),
     ProblemType(406, "not-acceptable", "Not Acceptable"),
     ProblemType(412, "precondition-failed", "Precondition Failed",
-                "`If-Match` did not match the task's current `ETag`; fetch the task again."),
+                "`If-Match` names no current `ETag`, or `If-None-Match` names the task's "
+                "(or is `*`); fetch the task again."),
     ProblemType(413, "payload-too-large", "Content Too Large",
                 "The request body is larger than the configured limit (`MAX_BODY_BYTES`)."),
     ProblemType(415, "unsupported-media-type", "Unsupported Media Type",
@@ -159,3 +161,17 @@ def render(problem: Problem) -> JSONResponse:
 
 def internal_error() -> JSONResponse:
     return problem_response(BY_STATUS[500], "An unexpected error occurred.")
+
+
+# How a refusal reaches a WebSocket handshake (as well as plain HTTP), see api/http/websocket.py.
+DENIAL_EXTENSION = "websocket.http.response"
+# RFC 6455 close code 1008: the handshake violates the server's policy.
+POLICY_VIOLATION = 1008
+
+
+async def refuse(problem: Problem, scope: Scope, receive: Receive, send: Send) -> None:
+    """Answer `problem` as problem+json, over HTTP or as a WebSocket handshake's denial."""
+    if scope["type"] == "websocket" and DENIAL_EXTENSION not in scope.get("extensions", {}):
+        await send({"type": "websocket.close", "code": POLICY_VIOLATION})
+        return
+    await render(problem)(scope, receive, send)

@@ -72,6 +72,10 @@ class Settings(BaseSettings):
     # After a Redis failure, per-process buckets decide for this long before Redis is tried again.
     rate_limit_redis_retry_seconds: float = Field(default=1.0, gt=0, le=300)
     metrics_enabled: bool = True
+    # /metrics is never on the public listener: `serve` answers it on its own listener at
+    # METRICS_BIND:METRICS_PORT (loopback unless said otherwise), and not at all while unset.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    metrics_bind: str = "127.0.0.1"
 
     db_pool_size: int = Field(default=10, ge=1)
     db_pool_max_overflow: int = Field(default=10, ge=0)
@@ -165,6 +169,16 @@ class Settings(BaseSettings):
             user_rate = self.rate_per_second
             return None if user_rate is None else user_rate * 10
         return _per_second(self.rate_limit_address)
+
+    def token_scope_warning(self) -> str | None:
+        """What an operator must hear at startup when tokens are not tied to this service."""
+        if self.local_mode or self.jwt_issuer is not None or self.jwt_audience is not None:
+            return None
+        return (
+            "JWT_ISSUER and JWT_AUDIENCE are both unset: any token this service can verify is "
+            "accepted, including one the same secret or issuer minted for another service "
+            "(it acts as its `sub` here). Set both in production (README, Configuration)."
+        )
 
     def require_verification_keys(self) -> None:
         """Refuse to serve a deployed database when no token could ever be verified safely."""

@@ -118,6 +118,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"tasks-api: {exc}", file=sys.stderr)
         return 2
+    if (warning := settings.token_scope_warning()) is not None:
+        log.warning("%s", warning)
     workers = resolve_workers(args.workers, os.environ)
     metrics_dir = None
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -125,6 +127,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # sum over all of them (prometheus_client's multiprocess mode).
         metrics_dir = tempfile.mkdtemp(prefix="tasks-api-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    if settings.metrics_enabled and settings.metrics_port is not None:
+        # Imported only now: prometheus_client picks multiprocess mode when metrics are created.
+        from api.observability.metrics import serve_metrics
+
+        try:
+            serve_metrics(settings.metrics_bind, settings.metrics_port)
+        except OSError as exc:
+            print(
+                f"tasks-api: cannot serve metrics on "
+                f"{settings.metrics_bind}:{settings.metrics_port}: {exc}",
+                file=sys.stderr,
+            )
+            return 2
     # uvicorn finishes in-flight requests on SIGTERM and then re-raises the signal with the
     # handler it found. With the default handler the process would die on the spot, skipping
     # the cleanup below and the embedded PostgreSQL's stop at exit; this one exits normally.

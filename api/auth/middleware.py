@@ -6,15 +6,19 @@ a bad token costs a signature check and nothing else.
 
 from __future__ import annotations
 
+import re
+
 import anyio.to_thread
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.auth.caller import Caller, authenticate
 from api.auth.tokens import InvalidToken, KeyFetchNeeded, TokenVerifier
 from api.paths import API_PREFIX
-from api.problems import NotAuthenticated, Problem, render
+from api.problems import NotAuthenticated, Problem, refuse
 
 MAX_AUTHORIZATION_BYTES = 8192
+# RFC 6750's b64token: what a bearer credential may be made of, byte for byte.
+_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 
 
 def _unauthorized(detail: str, *, token_sent: bool) -> NotAuthenticated:
@@ -35,8 +39,10 @@ def bearer_token(scope: Scope) -> str:
     if len(raw) > MAX_AUTHORIZATION_BYTES:
         raise _unauthorized("The Authorization header is too large.", token_sent=True)
     scheme, _, token = raw.decode("latin-1").partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token or " " in token:
+    # Only the whitespace HTTP itself allows around a field value (RFC 9110, section 5.6.3):
+    # str.strip() would also remove a no-break space (0xA0 in Latin-1) and accept the token.
+    token = token.strip(" \t")
+    if scheme.lower() != "bearer" or not _B64TOKEN.fullmatch(token):
         raise _unauthorized("Expected 'Authorization: Bearer <token>'.", token_sent=True)
     return token
 
@@ -49,16 +55,17 @@ class BearerAuthentication:
         self.verifier = verifier
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(API_PREFIX):
+        # A WebSocket handshake is a request too: it authenticates like one before its refusal.
+        if scope["type"] not in {"http", "websocket"} or not scope["path"].startswith(API_PREFIX):
             await self.app(scope, receive, send)
             return
         try:
             user_id = await self._verify(bearer_token(scope))
         except InvalidToken as exc:
-            await render(_unauthorized(str(exc), token_sent=True))(scope, receive, send)
+            await refuse(_unauthorized(str(exc), token_sent=True), scope, receive, send)
             return
         except Problem as problem:
-            await render(problem)(scope, receive, send)
+            await refuse(problem, scope, receive, send)
             return
         authenticate(scope, Caller(user_id))
         await self.app(scope, receive, send)

@@ -3,12 +3,23 @@
 A token is accepted only when its algorithm is on the allow-list, its signature verifies with the
 key for that algorithm family (the shared secret for HS*, the issuer's JWKS for the rest), its
 time claims hold within the leeway, and its identity claim is a usable user id.
+
+Before PyJWT sees a token, `parse_compact` reads its header and claims strictly: one encoding of
+each segment (unpadded base64url), UTF-8 JSON objects without a byte-order mark, without
+duplicate member names and without non-finite numbers. Where two JSON parsers could disagree on
+what a token says (`{"sub": "alice", "sub": "bob"}`: the first or the last?), the token is
+refused instead of trusting that they agree.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import jwt
@@ -43,6 +54,66 @@ class KeyResolver(Protocol):
     def __call__(self, kid: str | None, alg: str, *, may_fetch: bool = True) -> Any: ...
 
 
+# Unpadded base64url (RFC 7515, section 2): one spelling per byte string, nothing to strip.
+_SEGMENT = re.compile(r"[A-Za-z0-9_-]*")
+
+
+@dataclass(frozen=True, slots=True)
+class CompactToken:
+    """A JWS in compact form, its header and claims read strictly, its signature unchecked."""
+
+    header: dict[str, Any]
+    claims: dict[str, Any]
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    members = dict(pairs)
+    if len(members) != len(pairs):
+        raise InvalidToken("the token repeats a member name")
+    return members
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise InvalidToken("the token holds a number out of range")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise InvalidToken(f"the token holds {name}, which is not JSON")
+
+
+def _json_object(segment: str) -> dict[str, Any]:
+    if not _SEGMENT.fullmatch(segment) or len(segment) % 4 == 1:
+        raise InvalidToken("the token is malformed")
+    try:
+        raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+        # Strict UTF-8 keeps a byte-order mark in the text, where the JSON parser refuses it
+        # (json.loads on bytes would silently drop it, or read UTF-16).
+        value = json.loads(
+            raw.decode("utf-8"),
+            object_pairs_hook=_no_duplicates,
+            parse_float=_finite,
+            parse_constant=_no_constant,
+        )
+    except (binascii.Error, ValueError, RecursionError):
+        # ValueError covers bad UTF-8, bad JSON and integers past the parser's digit limit;
+        # RecursionError, arrays or objects nested deeper than the parser goes.
+        raise InvalidToken("the token is malformed") from None
+    if not isinstance(value, dict):
+        raise InvalidToken("the token is malformed")
+    return value
+
+
+def parse_compact(token: str) -> CompactToken:
+    """The token's header and claims, or InvalidToken; nothing here checks the signature."""
+    parts = token.split(".")
+    if len(parts) != 3 or not _SEGMENT.fullmatch(parts[2]):
+        raise InvalidToken("the token is malformed")
+    return CompactToken(header=_json_object(parts[0]), claims=_json_object(parts[1]))
+
+
 def _valid_user_id(value: object) -> str:
     if not isinstance(value, str) or not value:
         raise InvalidToken("the identity claim must be a non-empty string")
@@ -66,10 +137,7 @@ class TokenVerifier:
     def verify(self, token: str, *, may_fetch: bool = True) -> str:
         """Return the verified user id, or raise InvalidToken (or KeyFetchNeeded, see above)."""
         s = self._settings
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
-            raise InvalidToken("the token is malformed") from None
+        header = parse_compact(token).header
         alg = header.get("alg")
         if not isinstance(alg, str) or alg not in s.jwt_algorithms:
             raise InvalidToken("the token's algorithm is not allowed")
@@ -113,7 +181,9 @@ class TokenVerifier:
         # PyJWT accepts any number; a NumericDate we trust is a whole number of seconds.
         if not isinstance(exp, int) or isinstance(exp, bool):
             raise InvalidToken("the token's exp claim must be an integer")
-        if exp - time.time() > self._settings.jwt_max_lifetime_seconds:
+        # In integers: `exp - time.time()` is float arithmetic, which overflows on a
+        # 309-digit exp where an integer comparison simply says "too long".
+        if exp - int(time.time()) > self._settings.jwt_max_lifetime_seconds:
             raise InvalidToken("the token's lifetime is longer than allowed")
 
 

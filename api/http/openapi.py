@@ -97,7 +97,8 @@ CORS_HEADER = "Access-Control-Allow-Origin"
 REQUEST_ID_HEADER = "X-Request-ID"
 HEADERS: dict[str, dict[str, Any]] = {
     "ETag": _header(
-        "Strong entity tag of the task as returned; send it back in `If-Match`.",
+        "Strong entity tag of the representation as returned (the task, or this page of the "
+        "list): send a task's back in `If-Match`, either in `If-None-Match`.",
         {"type": "string", "pattern": '^"[0-9a-f]{32}"$', "maxLength": 34},
     ),
     "Location": _header(
@@ -186,17 +187,16 @@ def success_headers(*required: str, optional: tuple[str, ...] = ()) -> dict[str,
 def _add_cross_cutting_headers(document: dict[str, Any]) -> None:
     """Headers the middleware adds: the request id and CORS everywhere, the limiter's under /api.
 
-    A 500 is rendered outside every middleware (Starlette's ServerErrorMiddleware), so on it even
-    the request id is only optional.
+    The request id is on every answer, a 500 included: RequestObservation renders that itself.
     """
     for path, item in document["paths"].items():
         for operation in item.values():
-            for status, response in operation["responses"].items():
+            for response in operation["responses"].values():
                 headers = response.setdefault("headers", {})
                 if path.startswith(API_PREFIX):
                     for name in RATE_LIMIT_HEADERS:
                         headers[name] = header_ref(name, required=False)
-                headers[REQUEST_ID_HEADER] = header_ref(REQUEST_ID_HEADER, required=status != "500")
+                headers[REQUEST_ID_HEADER] = header_ref(REQUEST_ID_HEADER, required=True)
                 headers[CORS_HEADER] = header_ref(CORS_HEADER, required=False)
 
 
@@ -263,7 +263,11 @@ Conventions that hold everywhere:
   is off); over the budget the answer is 429 with `Retry-After`.
 - A method a path does not serve is 405 with `Allow`. Responses carry `X-Request-ID` (yours
   when it matches `[A-Za-z0-9._:-]{1,128}`, else a new one), the id the server logs.
-- Writes to one task honour `If-Match` (412 when it names no current `ETag`). A create may carry
+- Every `GET` also answers `HEAD` (the same status and headers, no body).
+- Conditional requests follow RFC 9110; a field sent several times is one list. A read with
+  `If-None-Match` naming the current `ETag` (weak comparison, or `*`) is 304 with that `ETag`.
+  Writes to one task honour `If-Match` (412 when it names no current `ETag`) and
+  `If-None-Match` (412 when it names the task's current `ETag`, or is `*`). A create may carry
   an `Idempotency-Key`: a retry with the same key and body returns the first response; the same
   key with another body is 422.
 - Every successful write returns a `Consistency-Token`; send it back on a list or get to be

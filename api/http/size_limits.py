@@ -36,7 +36,13 @@ class HeaderSizeLimit:
 
 
 class BodySizeLimit:
-    """413 for bodies over the limit, whether announced by Content-Length or streamed."""
+    """413 for bodies over the limit, whether announced by Content-Length or streamed.
+
+    It sits after authentication and the tenant check (api/app.py): a declared length over the
+    limit is refused without reading a body byte, but only once the caller may send one here,
+    so the answer to a stranger is 401 and to another user's path 403, whatever the length.
+    No byte read also means no `100 Continue` sent to a client that asked with `Expect`.
+    """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app

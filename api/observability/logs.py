@@ -3,7 +3,9 @@
 Every line written while a request runs carries its request id. The formatters mask anything
 shaped like a JWT or a bearer credential, whoever logged it; and the text format escapes control
 characters in the message, so a client-supplied path or header value can never start a line of
-its own (JSON lines are escaped by the encoder).
+its own. The JSON encoder escapes C0 controls itself but writes C1 controls (U+0085, a line
+break to Python and many viewers) and U+2028/U+2029 (line breaks to JavaScript) as they are;
+the JSON format escapes those too (as `\\u2028`), which every JSON reader decodes back.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ _CREDENTIALS = re.compile(
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
+TRACEBACK_INDENT = "    | "
 
 
 def redact(text: str) -> str:
@@ -34,6 +37,12 @@ def redact(text: str) -> str:
 def escape_controls(text: str) -> str:
     """`\n` and friends as visible escapes: one log record stays one line."""
     return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+def _json_escape_controls(document: str) -> str:
+    """The same characters as JSON escapes (`\\u0085`); valid anywhere they can occur in a JSON
+    text, which is only inside strings."""
+    return _CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", document)
 
 
 class _RequestIdFilter(logging.Filter):
@@ -57,7 +66,7 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return redact(json.dumps(entry, default=str, ensure_ascii=False))
+        return redact(_json_escape_controls(json.dumps(entry, default=str, ensure_ascii=False)))
 
 
 class TextFormatter(logging.Formatter):
@@ -69,8 +78,14 @@ class TextFormatter(logging.Formatter):
             record.request_id = request_id_var.get()
         return redact(super().format(record))
 
+    def formatException(self, ei: Any) -> str:  # noqa: N802 (logging's name)
+        """A traceback keeps its lines, each indented: an exception message holding client
+        input (a line break, then a forged record) cannot start a line of its own."""
+        lines = super().formatException(ei).splitlines()
+        return "\n".join(TRACEBACK_INDENT + escape_controls(line) for line in lines)
+
     def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
-        # The message alone: a traceback appended after it keeps its line breaks.
+        # The message alone: a traceback appended after it keeps its (indented) line breaks.
         record.message = escape_controls(record.message)
         return super().formatMessage(record)
 

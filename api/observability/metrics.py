@@ -1,5 +1,10 @@
 """Prometheus metrics: what operators graph and alert on, served at /metrics.
 
+Never on the public listener: the series name routes, statuses, pool sizes and error causes,
+which is reconnaissance for an outsider. `tasks-api serve` exposes them on a listener of their
+own (`serve_metrics`, METRICS_BIND:METRICS_PORT); `metrics_app` is the same exposition as an
+ASGI app, for embedding the service elsewhere (and for the tests).
+
 Labels are bounded on purpose: routes are templates (`/api/{user_id}/tasks/{task_id}`), never raw
 paths, and no label carries a user id, so a client cannot grow the series count.
 
@@ -23,12 +28,15 @@ from prometheus_client import (
     Histogram,
     generate_latest,
     multiprocess,
+    start_http_server,
 )
 from sqlalchemy import event
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.pool import QueuePool
+from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from db.replicas import Replica
 from db.unit_of_work import ReadServed, UnitOfWork
@@ -164,3 +172,20 @@ def _registry() -> CollectorRegistry:
 def metrics_endpoint(request: Request) -> Response:
     sample_pool(request.app.state.unit_of_work)
     return Response(generate_latest(_registry()), media_type=CONTENT_TYPE_LATEST)
+
+
+def metrics_app(uow: UnitOfWork) -> Starlette:
+    """/metrics alone, for the process that runs `uow`'s requests."""
+    app = Starlette(routes=[Route("/metrics", metrics_endpoint, methods=["GET"])])
+    app.state.unit_of_work = uow
+    return app
+
+
+def serve_metrics(bind: str, port: int) -> None:
+    """Answer scrapes at http://bind:port/metrics from a daemon thread of this process.
+
+    Called by `serve` before the workers start: with one worker the app runs in this process
+    (its own registry); with several, PROMETHEUS_MULTIPROC_DIR is already set and the registry
+    sums the workers' files.
+    """
+    start_http_server(port, addr=bind, registry=_registry())

@@ -9,21 +9,28 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import TypeAdapter
 from sqlmodel import Session
 
 from api.deps import CurrentCaller, UnitOfWorkDep
 from api.http.consistency import HEADER as CONSISTENCY_TOKEN
-from api.http.consistency import ReadAfter, Tokens
+from api.http.consistency import ReadAfter, TokenCodec, Tokens
 from api.http.openapi import COMMON_STATUSES, problem_responses, success_headers
 from api.http.tenant_route import TenantRoute
 from api.paths import TENANT_PREFIX, task_path, tenant_path
 from api.problems import PreconditionFailed, TaskNotFound
-from api.tasks.conditional import etag_for, if_match_allows
+from api.tasks.conditional import (
+    etag_for,
+    if_match_allows,
+    if_match_fields,
+    if_none_match_fields,
+    if_none_match_matches,
+)
 from api.tasks.cursor import CURSOR_PATTERN, decode_cursor, encode_cursor
 from api.tasks.idempotency import Created, IdempotencyKeyHeader, create_once
 from api.tasks.schemas import PAGE_MAX, TaskCreate, TaskPage, TaskPatch, TaskPublic, TaskReplace
@@ -46,14 +53,8 @@ TaskIdPath = Annotated[
         json_schema_extra={"maxLength": 36},
     ),
 ]
-IfMatch = Annotated[
-    str | None,
-    Header(
-        alias="If-Match",
-        max_length=1024,
-        description="Apply the change only if the task's current ETag is listed (or `*`).",
-    ),
-]
+IfMatch = Annotated[list[str] | None, Depends(if_match_fields)]
+IfNoneMatch = Annotated[list[str] | None, Depends(if_none_match_fields)]
 
 # Stateful clients (and fuzzers) chain a created task's id into the operations on it.
 _LINKS_FROM_CREATED = {
@@ -74,6 +75,13 @@ _LINKS_FROM_CREATED = {
 _TASK_RESPONSE = {"description": "The task.", **success_headers("ETag")}
 # A write's answer also says where it committed, for the reads that must see it.
 _CHANGED_TASK_RESPONSE = {"description": "The task.", **success_headers("ETag", CONSISTENCY_TOKEN)}
+# A conditional read whose `If-None-Match` names the current tag: no body, the tag again.
+_NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
+    304: {
+        "description": "Not modified: `If-None-Match` names the current `ETag`.",
+        **success_headers("ETag"),
+    }
+}
 
 _TASK = TypeAdapter(TaskPublic)
 _TASKS = TypeAdapter(list[TaskPublic])
@@ -91,29 +99,50 @@ def _task_response(body: bytes, status_code: int = 200, **headers: str) -> Respo
     )
 
 
-def _changed_response(tokens: Tokens, changed: Committed[TaskRecord]) -> Response:
-    body = _task_json(changed.value)
-    return _task_response(body, 200, **{CONSISTENCY_TOKEN: tokens.encode(changed.lsn)})
+def _not_modified(body: bytes, if_none_match: list[str] | None) -> Response | None:
+    """304 with the tag when the client's `If-None-Match` names the current representation."""
+    etag = etag_for(body)
+    if if_none_match is not None and if_none_match_matches(if_none_match, etag):
+        return Response(status_code=304, headers={"ETag": etag})
+    return None
 
 
-def _require_match(session: Session, user: str, task_id: uuid.UUID, if_match: str | None) -> None:
-    """With If-Match, lock the row and refuse the write unless the client saw its current state."""
-    if if_match is None:
+@dataclass(frozen=True)
+class Preconditions:
+    """A write's If-Match and If-None-Match, each None when the client did not send it."""
+
+    if_match: list[str] | None = None
+    if_none_match: list[str] | None = None
+
+
+def _require_match(
+    session: Session, user: str, task_id: uuid.UUID, conditions: Preconditions
+) -> None:
+    """With a precondition, lock the row and refuse the write (412) unless it holds: If-Match
+    first, then If-None-Match (RFC 9110, section 13.2.2)."""
+    if conditions.if_match is None and conditions.if_none_match is None:
         return
     current = tasks.get_task(session, user, task_id, for_update=True)
     if current is None:
-        raise TaskNotFound("No such task.")
-    if not if_match_allows(if_match, etag_for(_task_json(current))):
+        if conditions.if_match is not None:
+            raise TaskNotFound("No such task.")
+        return  # If-None-Match holds for a task that does not exist; the write finds none.
+    etag = etag_for(_task_json(current))
+    if conditions.if_match is not None and not if_match_allows(conditions.if_match, etag):
         raise PreconditionFailed("The task has changed since you read it; fetch it again.")
+    if conditions.if_none_match is not None and if_none_match_matches(
+        conditions.if_none_match, etag
+    ):
+        raise PreconditionFailed("The task exists in a state If-None-Match excludes.")
 
 
 def _change_task(
-    db: UnitOfWorkDep, user: str, task_id: uuid.UUID, if_match: str | None, change: Change
+    db: UnitOfWorkDep, user: str, task_id: uuid.UUID, conditions: Preconditions, change: Change
 ) -> Committed[TaskRecord]:
-    """The shape every write to one task shares: the If-Match check, the change, 404 if none."""
+    """The shape every write to one task shares: the preconditions, the change, 404 if none."""
 
     def work(session: Session) -> TaskRecord:
-        _require_match(session, user, task_id, if_match)
+        _require_match(session, user, task_id, conditions)
         task = change(session)
         if task is None:
             raise TaskNotFound("No such task.")
@@ -137,7 +166,11 @@ def _next_link(request: Request, user: str, sort: SortOrder, page: Sequence[Task
     summary="List the caller's tasks",
     response_model=TaskPage,
     responses={
-        200: {"description": "One page of tasks.", **success_headers(optional=("Link",))},
+        200: {
+            "description": "One page of tasks.",
+            **success_headers("ETag", optional=("Link",)),
+        },
+        **_NOT_MODIFIED,
         **problem_responses(400),
     },
 )
@@ -146,6 +179,7 @@ def list_tasks(
     db: UnitOfWorkDep,
     request: Request,
     read_after: ReadAfter,
+    if_none_match: IfNoneMatch,
     status: Annotated[StatusFilter, Query(description="Which tasks to include.")] = (
         StatusFilter.all
     ),
@@ -172,7 +206,9 @@ def list_tasks(
     rows: list[TaskRecord] = db.read(user, query, from_replica=True, at_least=read_after)
     page = rows[:limit]
     body = _TASKS.dump_json(_TASKS.validate_python(page, from_attributes=True))
-    response = Response(body, media_type=JSON)
+    if (unchanged := _not_modified(body, if_none_match)) is not None:
+        return unchanged
+    response = Response(body, media_type=JSON, headers={"ETag": etag_for(body)})
     if len(rows) > limit:
         response.headers["Link"] = _next_link(request, user, sort, page)
     return response
@@ -226,10 +262,14 @@ def create_task(
     operation_id="getTask",
     summary="Get one task",
     response_model=TaskPublic,
-    responses={200: _TASK_RESPONSE, **problem_responses(400, 404)},
+    responses={200: _TASK_RESPONSE, **_NOT_MODIFIED, **problem_responses(400, 404)},
 )
 def get_task(
-    task_id: TaskIdPath, caller: CurrentCaller, db: UnitOfWorkDep, read_after: ReadAfter
+    task_id: TaskIdPath,
+    caller: CurrentCaller,
+    db: UnitOfWorkDep,
+    read_after: ReadAfter,
+    if_none_match: IfNoneMatch,
 ) -> Response:
     """Another user's task and a missing task are the same 404."""
     query = tasks.get_query(caller.user_id, task_id)
@@ -238,7 +278,38 @@ def get_task(
     )
     if not found:
         raise TaskNotFound("No such task.")
-    return _task_response(_task_json(found[0]))
+    body = _task_json(found[0])
+    return _not_modified(body, if_none_match) or _task_response(body)
+
+
+@dataclass(frozen=True)
+class OneTaskWrite:
+    """What every write to one task takes: the caller, the unit of work, its preconditions and
+    the codec that turns where it committed into a `Consistency-Token`."""
+
+    user: str
+    db: UnitOfWorkDep
+    tokens: TokenCodec
+    conditions: Preconditions
+
+    def change(self, task_id: uuid.UUID, change: Change) -> Response:
+        """Apply `change` under the preconditions; the task as now stored, 404 if none."""
+        changed = _change_task(self.db, self.user, task_id, self.conditions, change)
+        token = self.tokens.encode(changed.lsn)
+        return _task_response(_task_json(changed.value), 200, **{CONSISTENCY_TOKEN: token})
+
+
+async def one_task_write(
+    caller: CurrentCaller,
+    db: UnitOfWorkDep,
+    tokens: Tokens,
+    if_match: IfMatch,
+    if_none_match: IfNoneMatch,
+) -> OneTaskWrite:
+    return OneTaskWrite(caller.user_id, db, tokens, Preconditions(if_match, if_none_match))
+
+
+TaskWrite = Annotated[OneTaskWrite, Depends(one_task_write)]
 
 
 @router.put(
@@ -248,21 +319,13 @@ def get_task(
     response_model=TaskPublic,
     responses={200: _CHANGED_TASK_RESPONSE, **problem_responses(400, 404, 412, 415)},
 )
-def replace_task(
-    task_id: TaskIdPath,
-    body: TaskReplace,
-    caller: CurrentCaller,
-    db: UnitOfWorkDep,
-    tokens: Tokens,
-    if_match: IfMatch = None,
-) -> Response:
+def replace_task(task_id: TaskIdPath, body: TaskReplace, write: TaskWrite) -> Response:
     """Omitted optional fields go back to their defaults."""
-    user = caller.user_id
 
     def replace(session: Session) -> TaskRecord | None:
-        return tasks.update_task(session, user, task_id, body.model_dump())
+        return tasks.update_task(session, write.user, task_id, body.model_dump())
 
-    return _changed_response(tokens, _change_task(db, user, task_id, if_match, replace))
+    return write.change(task_id, replace)
 
 
 @router.patch(
@@ -272,24 +335,16 @@ def replace_task(
     response_model=TaskPublic,
     responses={200: _CHANGED_TASK_RESPONSE, **problem_responses(400, 404, 412, 415)},
 )
-def update_task(
-    task_id: TaskIdPath,
-    body: TaskPatch,
-    caller: CurrentCaller,
-    db: UnitOfWorkDep,
-    tokens: Tokens,
-    if_match: IfMatch = None,
-) -> Response:
+def update_task(task_id: TaskIdPath, body: TaskPatch, write: TaskWrite) -> Response:
     """Only the fields sent change; `null` is accepted for `description` alone."""
-    user = caller.user_id
     changes = body.changes()
 
     def patch(session: Session) -> TaskRecord | None:
         if changes:
-            return tasks.update_task(session, user, task_id, changes)
-        return tasks.get_task(session, user, task_id)
+            return tasks.update_task(session, write.user, task_id, changes)
+        return tasks.get_task(session, write.user, task_id)
 
-    return _changed_response(tokens, _change_task(db, user, task_id, if_match, patch))
+    return write.change(task_id, patch)
 
 
 @router.patch(
@@ -299,20 +354,11 @@ def update_task(
     response_model=TaskPublic,
     responses={200: _CHANGED_TASK_RESPONSE, **problem_responses(404, 412)},
 )
-def toggle_completed(
-    task_id: TaskIdPath,
-    caller: CurrentCaller,
-    db: UnitOfWorkDep,
-    tokens: Tokens,
-    if_match: IfMatch = None,
-) -> Response:
+def toggle_completed(task_id: TaskIdPath, write: TaskWrite) -> Response:
     """Flips `completed`; `If-Match` makes the toggle conditional on the state the caller saw."""
-    user = caller.user_id
-
-    def toggle(session: Session) -> TaskRecord | None:
-        return tasks.toggle_completed(session, user, task_id)
-
-    return _changed_response(tokens, _change_task(db, user, task_id, if_match, toggle))
+    return write.change(
+        task_id, lambda session: tasks.toggle_completed(session, write.user, task_id)
+    )
 
 
 @router.delete(
@@ -326,20 +372,13 @@ def toggle_completed(
         **problem_responses(404, 412),
     },
 )
-def delete_task(
-    task_id: TaskIdPath,
-    caller: CurrentCaller,
-    db: UnitOfWorkDep,
-    tokens: Tokens,
-    if_match: IfMatch = None,
-) -> Response:
+def delete_task(task_id: TaskIdPath, write: TaskWrite) -> Response:
     """Gone for good; a second delete, like another user's, is 404."""
-    user = caller.user_id
 
     def delete(session: Session) -> None:
-        _require_match(session, user, task_id, if_match)
-        if not tasks.delete_task(session, user, task_id):
+        _require_match(session, write.user, task_id, write.conditions)
+        if not tasks.delete_task(session, write.user, task_id):
             raise TaskNotFound("No such task.")
 
-    deleted = db.write(user, delete)
-    return Response(status_code=204, headers={CONSISTENCY_TOKEN: tokens.encode(deleted.lsn)})
+    deleted = write.db.write(write.user, delete)
+    return Response(status_code=204, headers={CONSISTENCY_TOKEN: write.tokens.encode(deleted.lsn)})

@@ -78,6 +78,15 @@ class Forge:
         mac = hmac.new(key or self.secret.encode(), signing_input.encode(), digest).digest()
         return f"{signing_input}.{b64(mac)}"
 
+    def hs_raw(self, header: bytes, claims: bytes) -> str:
+        """HMAC-signed over JSON text as given: duplicate members, a BOM, non-JSON numbers."""
+        signing_input = f"{b64(header)}.{b64(claims)}"
+        mac = hmac.new(self.secret.encode(), signing_input.encode(), hashlib.sha256).digest()
+        return f"{signing_input}.{b64(mac)}"
+
+    def claims_json(self, **changes: Any) -> bytes:
+        return json.dumps(self.claims(**changes)).encode()
+
     def unsigned(self, alg: object, signature: str = "") -> str:
         return f"{segment({'alg': alg, 'typ': 'JWT'})}.{segment(self.claims())}.{signature}"
 
@@ -128,6 +137,40 @@ def _raw_ed25519_public(key: SigningKey) -> bytes:
     )
 
 
+def _with_member_first(document: bytes, name: str, value: object) -> bytes:
+    """`document` (a JSON object) with `name` also sent before its own members: a duplicate."""
+    return b"{" + json.dumps(name).encode() + b": " + json.dumps(value).encode() + b", " + \
+        document[1:]
+
+
+_HS256_HEADER = b'{"alg": "HS256", "typ": "JWT"}'
+BOM = b"\xef\xbb\xbf"
+# Deeper than the JSON parser recurses, and still short enough for the Authorization limit.
+_DEEP = b"[" * 1500 + b"]" * 1500
+_DEEP_HEADER = b'{"alg": "HS256", "x": ' + _DEEP + b"}"
+
+
+def _padded_signature(f: Forge) -> str:
+    token = f.hs()  # an HMAC-SHA256 is 32 bytes: 43 characters unpadded, 44 with one `=`
+    assert len(token.rsplit(".", 1)[1]) % 4 == 3
+    return token + "="
+
+
+def _padded_claims(f: Forge) -> str:
+    pad = ""
+    while len(f.claims_json(x=pad)) % 3 == 0:  # lengths that base64 without padding
+        pad += "p"
+    head, _, _ = _parts(f.hs())
+    claims = base64.urlsafe_b64encode(f.claims_json(x=pad)).decode()
+    signing_input = f"{head}.{claims}"
+    mac = hmac.new(f.secret.encode(), signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{b64(mac)}"
+
+
+def _around(token: str, space: bytes) -> Sent:
+    return Sent([b"Bearer " + space + token.encode() + space])
+
+
 Case = Callable[[Forge], Sent]
 
 CORPUS: list[Any] = [
@@ -166,6 +209,40 @@ CORPUS: list[Any] = [
         id="header-is-a-json-array",
     ),
     pytest.param(lambda f: bearer(f.hs(["sub", f.user])), id="payload-is-a-json-array"),
+    # Finding 8: one reading of every token; two JSON parsers must never get to disagree.
+    pytest.param(
+        lambda f: bearer(f.hs_raw(_HS256_HEADER, _with_member_first(f.claims_json(), "sub", "x"))),
+        id="duplicate-sub-claim",
+    ),
+    pytest.param(
+        lambda f: bearer(
+            f.hs_raw(_with_member_first(_HS256_HEADER, "alg", "none"), f.claims_json())
+        ),
+        id="duplicate-alg-header-member",
+    ),
+    pytest.param(
+        lambda f: bearer(f.hs_raw(BOM + _HS256_HEADER, f.claims_json())), id="bom-in-header"
+    ),
+    pytest.param(
+        lambda f: bearer(f.hs_raw(_HS256_HEADER, BOM + f.claims_json())), id="bom-in-claims"
+    ),
+    pytest.param(
+        lambda f: bearer(f.hs_raw(_DEEP_HEADER, f.claims_json())), id="header-nested-too-deep"
+    ),
+    pytest.param(
+        lambda f: bearer(f.hs_raw(_HS256_HEADER, f.claims_json()[:-1] + b', "x": ' + _DEEP + b"}")),
+        id="claims-nested-too-deep",
+    ),
+    pytest.param(lambda f: bearer(_padded_signature(f)), id="padded-signature"),
+    pytest.param(lambda f: bearer(_padded_claims(f)), id="padded-claims"),
+    # The test client sends this as UTF-8; tests/unit/test_auth_middleware.py sends the raw byte.
+    pytest.param(
+        lambda f: _around(f.hs(), "\u00a0".encode()), id="no-break-spaces-around-token"
+    ),
+    pytest.param(
+        lambda f: bearer(f.hs_raw(_HS256_HEADER, f.claims_json().replace(b"}", b', "x": NaN}'))),
+        id="nan-in-claims",
+    ),
     # -- algorithm --------------------------------------------------------------------------------
     pytest.param(lambda f: bearer(f.unsigned("none")), id="alg-none"),
     pytest.param(lambda f: bearer(f.unsigned("None")), id="alg-None"),
@@ -205,6 +282,16 @@ CORPUS: list[Any] = [
     pytest.param(lambda f: bearer(f.hs(f.claims(exp=True))), id="exp-a-boolean"),
     pytest.param(lambda f: bearer(f.hs(f.claims(exp=10**12))), id="exp-absurdly-large"),
     pytest.param(lambda f: bearer(f.hs(f.claims(exp=2**70))), id="exp-beyond-64-bits"),
+    # Finding 3: a NumericDate too large for a float must not overflow into a 500.
+    pytest.param(lambda f: bearer(f.hs(f.claims(exp=int("9" * 309)))), id="exp-309-digits"),
+    pytest.param(lambda f: bearer(f.hs(f.claims(nbf=int("9" * 309)))), id="nbf-309-digits"),
+    pytest.param(lambda f: bearer(f.hs(f.claims(iat=int("9" * 309)))), id="iat-309-digits"),
+    pytest.param(
+        lambda f: bearer(
+            f.hs_raw(_HS256_HEADER, f.claims_json(exp=DROP)[:-1] + b', "exp": 1e999}')
+        ),
+        id="exp-overflowing-float",
+    ),
     pytest.param(
         lambda f: bearer(f.hs(f.claims(exp=int(time.time()) + 30 * 86400))),
         id="exp-beyond-max-lifetime",
@@ -369,6 +456,19 @@ def test_valid_token_reaches_the_database(
 
     assert response.status_code == 200, response.text
     assert checkouts[0] > before
+
+
+@pytest.mark.parametrize("space", [b" ", b"\t", b"  \t "])
+def test_ascii_spaces_and_tabs_around_the_token_are_allowed(
+    client: TestClient, forge: Forge, space: bytes
+) -> None:
+    assert send(client, forge, _around(forge.hs(), space)).status_code == 200
+
+
+def test_a_token_signed_over_raw_json_is_accepted(client: TestClient, forge: Forge) -> None:
+    """The control for the raw-JSON cases above: only the defect each adds is refused."""
+    token = forge.hs_raw(_HS256_HEADER, forge.claims_json())
+    assert send(client, forge, bearer(token)).status_code == 200
 
 
 def test_token_expired_within_the_leeway_is_accepted(client: TestClient, forge: Forge) -> None:

@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from api.app import build_unit_of_work, create_app
 from api.observability.logs import JsonFormatter, redact
+from api.observability.metrics import metrics_app
 from tests.conftest import make_settings
 
 Auth = Callable[[str], dict[str, str]]
@@ -38,8 +39,13 @@ def access_lines(err: str) -> list[dict[str, object]]:
     return [line for line in lines if line["logger"] == "tasks_api.access"]
 
 
+def metrics_of(client: TestClient) -> TestClient:
+    """The metrics listener of the process `client`'s app runs in (never the public one)."""
+    return TestClient(metrics_app(client.app.state.unit_of_work))  # type: ignore[attr-defined]
+
+
 def scrape(client: TestClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    response = client.get("/metrics")
+    response = metrics_of(client).get("/metrics")
     assert response.status_code == 200
     return {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value
@@ -166,7 +172,7 @@ def test_metrics_count_requests_by_route_template_and_status(
                                                                status="200") == 3
     assert value(after, name, **labels, status="401") - value(before, name, **labels,
                                                                status="401") == 1
-    assert alice not in client.get("/metrics").text  # no raw paths, no user ids
+    assert alice not in metrics_of(client).get("/metrics").text  # no raw paths, no user ids
 
 
 def test_metrics_expose_a_latency_histogram_per_route(
@@ -229,9 +235,40 @@ def test_metrics_can_be_switched_off(app_client: Callable[..., TestClient]) -> N
     assert app_client(metrics_enabled=False).get("/metrics").status_code == 404
 
 
+def test_metrics_are_not_on_the_public_listener(app_client: Callable[..., TestClient]) -> None:
+    """Finding 10: /metrics answered anyone who could reach the API; `serve` now exposes it on
+    a listener of its own (tests/cli/test_serve.py)."""
+    response = app_client().get("/metrics")
+    assert response.status_code == 404
+    assert "tasks_api_" not in response.text
+
+
 def test_unknown_methods_share_one_metric_label(app_client: Callable[..., TestClient]) -> None:
     client = app_client()
     client.request("BREW", "/healthz")
-    text = client.get("/metrics").text
+    text = metrics_of(client).get("/metrics").text
     assert 'method="BREW"' not in text
     assert 'method="other",route="/healthz"' in text
+
+
+def test_an_unexpected_error_is_a_problem_500_with_the_request_id(
+    app_client: Callable[..., TestClient], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Finding 3: the 500 is rendered inside the observed path, so it carries the request id,
+    the problem+json body and an access line like every other answer."""
+    client = app_client(log_json=True)
+
+    def fail() -> None:
+        raise RuntimeError("a bug")
+
+    client.app.add_api_route("/test-only/fail", fail)  # type: ignore[attr-defined]
+    capsys.readouterr()
+    response = client.get("/test-only/fail", headers={"X-Request-ID": "trace-500"})
+
+    assert response.status_code == 500
+    assert response.headers["X-Request-ID"] == "trace-500"
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"] == "urn:tasks-api:problem:internal-error"
+    assert "a bug" not in response.text
+    [line] = [x for x in access_lines(capsys.readouterr().err) if x["request_id"] == "trace-500"]
+    assert line["status"] == 500

@@ -50,13 +50,33 @@ def test_a_body_over_the_limit_is_413_on_every_write(
     assert limited.get(f"/api/{alice}/tasks", headers=auth(alice)).json() == [task]
 
 
-def test_a_body_over_the_limit_is_413_even_without_a_token(limited: TestClient, alice: str) -> None:
+# Finding 4: the documented order is 401, then 403, then 413. The test this replaces
+# (test_a_body_over_the_limit_is_413_even_without_a_token) pinned the accident that a stranger
+# learned the body limit before being told to authenticate.
+def test_a_body_over_the_limit_without_a_token_is_401(limited: TestClient, alice: str) -> None:
     response = limited.post(
         f"/api/{alice}/tasks",
         content=b"x" * 5000,
         headers={"Content-Type": "application/json"},
     )
-    assert_problem(response, 413)
+    assert_problem(response, 401)
+
+
+@pytest.mark.parametrize("expect", [{}, {"Expect": "100-continue"}], ids=["plain", "expect"])
+def test_a_declared_length_over_the_limit_is_refused_401_403_413_in_order(
+    limited: TestClient, auth: Auth, alice: str, bob: str, expect: dict[str, str]
+) -> None:
+    declared = {"Content-Type": "application/json", "Content-Length": "1000000", **expect}
+    def post(user: str, headers: dict[str, str]) -> object:
+        return limited.post(f"/api/{user}/tasks", content=b"{}", headers={**declared, **headers})
+
+    assert_problem(post(alice, {}), 401)
+    assert_problem(post(bob, auth(alice)), 403)
+    assert_problem(post(alice, auth(alice)), 413)
+
+
+def test_a_body_over_the_limit_outside_the_api_is_still_413(limited: TestClient) -> None:
+    assert_problem(limited.post("/healthz", content=b"x" * 5000), 413)
 
 
 def test_headers_over_the_size_limit_are_431(limited: TestClient, auth: Auth, alice: str) -> None:

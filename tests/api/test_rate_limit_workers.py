@@ -57,7 +57,9 @@ def start(database_url: str, jwt_secret: str, tmp: Path, **env: str) -> Iterator
         **env,
     )
     settings.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    with serve(settings, tmp / "server.log", "--workers", "2", ready_path="/healthz") as server:
+    with serve(
+        settings, tmp / "server.log", "--workers", "2", ready_path="/healthz", metrics=True
+    ) as server:
         wait_for_workers(server, 2)
         yield server
 
@@ -203,7 +205,8 @@ def test_served_access_logs_carry_request_ids_and_never_the_token(
 def scrape(server: RunningServer) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     from prometheus_client.parser import text_string_to_metric_families
 
-    text = httpx2.get(f"{server.base_url}/metrics", timeout=10).text
+    assert server.metrics_url is not None
+    text = httpx2.get(server.metrics_url, timeout=10).text
     return {
         (s.name, tuple(sorted(s.labels.items()))): s.value
         for family in text_string_to_metric_families(text)

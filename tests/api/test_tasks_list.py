@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Callable
+from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from db.identity import CONTROL_CHARACTER
 
 Auth = Callable[[str], dict[str, str]]
 
@@ -177,3 +183,88 @@ def test_limit_defaults_to_50_and_caps_at_200(
     biggest = client.get(f"/api/{alice}/tasks", params={"limit": 200}, headers=auth(alice))
     assert len(biggest.json()) == 200
     assert next_url(biggest) is not None
+
+
+# -- Finding 1: the next page's Link works whatever characters the user id holds --------------
+
+# Characters a user id may hold (db/identity.py USER_ID_PATTERN): anything but controls and `/`,
+# encodable as UTF-8 (the identity claim is refused otherwise).
+USER_ID_CHARACTERS = st.characters(
+    exclude_categories=["Cs"],
+    exclude_characters="/",
+    codec="utf-8",
+).filter(lambda c: not CONTROL_CHARACTER.match(c))
+
+
+def path_segment(user: str) -> str:
+    """The test's own encoding of a user id as a path segment (dots too, so `..` stays a name)."""
+    return quote(user, safe="").replace(".", "%2E")
+
+
+def all_pages(client: TestClient, auth: Auth, user: str, limit: int) -> list[list[str]]:
+    """Every page's task ids, following `Link: rel="next"` from the first page to the last."""
+    url: str | None = f"/api/{path_segment(user)}/tasks?limit={limit}"
+    pages = []
+    while url is not None:
+        response = client.get(url, headers=auth(user))
+        assert response.status_code == 200, response.text
+        pages.append([t["id"] for t in response.json()])
+        url = next_url(response)
+    return pages
+
+
+def seed_tasks(client: TestClient, auth: Auth, user: str, count: int) -> list[str]:
+    ids = []
+    for n in range(count):
+        response = client.post(
+            f"/api/{path_segment(user)}/tasks", json={"title": f"t{n}"}, headers=auth(user)
+        )
+        assert response.status_code == 201, response.text
+        ids.append(response.json()["id"])
+    return ids
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        *("😀", "\uff41\uff4c\uff49\uff43\uff45", "josé", "a b"),  # the 2nd: fullwidth "alice"
+        *('>; rel="x", <', "a?b#c", "100%", ".", ".."),
+    ],
+)
+def test_the_next_page_link_works_for_any_user_id(
+    client: TestClient, auth: Auth, name: str
+) -> None:
+    """Was a 500 for ids outside Latin-1 (the header could not hold them) and a link
+    injection for ids holding `>`: the link is now built from the percent-encoded path."""
+    user = f"{name}" if name in {".", ".."} else f"{name}-{uuid.uuid4().hex[:8]}"
+    created = seed_tasks(client, auth, user, 2)
+    first = client.get(f"/api/{path_segment(user)}/tasks?limit=1", headers=auth(user))
+    assert first.status_code == 200, first.text
+    [link] = first.headers.get_list("Link")
+    assert re.fullmatch(r'<[^<>"\s]+>; rel="next"', link), link
+    pages = all_pages(client, auth, user, 1)
+    assert sorted(t for page in pages for t in page) == sorted(created)
+
+
+@settings(
+    max_examples=12,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    name=st.text(USER_ID_CHARACTERS, min_size=1, max_size=40),
+    count=st.integers(min_value=0, max_value=5),
+    limit=st.integers(min_value=1, max_value=4),
+)
+def test_following_next_links_returns_every_task_exactly_once(
+    client: TestClient, auth: Auth, name: str, count: int, limit: int
+) -> None:
+    user = f"{name}~{uuid.uuid4().hex[:8]}"  # a fresh user per example, still an admitted id
+    created = seed_tasks(client, auth, user, count)
+    pages = all_pages(client, auth, user, limit)
+    seen = [task for page in pages for task in page]
+    assert sorted(seen) == sorted(created)
+    assert len(seen) == len(set(seen))
+    assert all(len(page) == limit for page in pages[:-1])

@@ -10,6 +10,7 @@ import stat
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx2
@@ -17,7 +18,7 @@ import pytest
 
 from cli.main import resolve_workers
 from tests.support.postgres import throwaway_database
-from tests.support.server import TASKS_API, base_env, serve
+from tests.support.server import TASKS_API, RunningServer, base_env, serve
 
 
 def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -130,3 +131,68 @@ def test_workers_flag_wins_then_web_concurrency_then_one() -> None:
     assert resolve_workers(3, {"WEB_CONCURRENCY": "2"}) == 3
     assert resolve_workers(None, {"WEB_CONCURRENCY": "2"}) == 2
     assert resolve_workers(None, {}) == 1
+
+
+# -- Findings 9 and 10: what a deployed `serve` says at startup and shows the world -----------
+
+UNSCOPED_WARNING = "JWT_ISSUER and JWT_AUDIENCE are both unset"
+
+
+@pytest.fixture(scope="module")
+def unscoped_server(
+    database_url: str, jwt_secret: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
+    """Deployed (DATABASE_URL) with neither JWT_ISSUER nor JWT_AUDIENCE, metrics off."""
+    env = base_env(DATABASE_URL=database_url, JWT_SECRET=jwt_secret, RATE_LIMIT="off")
+    with serve(env, tmp_path_factory.mktemp("unscoped") / "serve.log") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def scoped_server(
+    database_url: str, jwt_secret: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
+    """The README's production settings: issuer and audience set, metrics on their own port."""
+    env = base_env(
+        DATABASE_URL=database_url,
+        JWT_SECRET=jwt_secret,
+        JWT_ISSUER="https://auth.example",
+        JWT_AUDIENCE="tasks-api",
+        RATE_LIMIT="off",
+    )
+    log = tmp_path_factory.mktemp("scoped") / "serve.log"
+    with serve(env, log, metrics=True) as server:
+        yield server
+
+
+def test_serve_warns_when_tokens_are_not_scoped_to_this_service(
+    unscoped_server: RunningServer,
+) -> None:
+    [line] = [x for x in unscoped_server.log().splitlines() if UNSCOPED_WARNING in x]
+    assert "WARNING" in line
+    assert "another service" in line
+
+
+def test_serve_does_not_warn_with_issuer_and_audience_set(scoped_server: RunningServer) -> None:
+    assert UNSCOPED_WARNING not in scoped_server.log()
+
+
+def test_metrics_are_not_served_on_the_public_listener_by_default(
+    unscoped_server: RunningServer,
+) -> None:
+    response = httpx2.get(f"{unscoped_server.base_url}/metrics", timeout=10)
+    assert response.status_code == 404
+    assert "tasks_api_" not in response.text
+
+
+def test_metrics_are_served_on_their_own_loopback_listener(scoped_server: RunningServer) -> None:
+    assert scoped_server.metrics_url is not None
+    assert scoped_server.metrics_url.startswith("http://127.0.0.1:")
+    scraped = httpx2.get(scoped_server.metrics_url, timeout=10)
+    assert scraped.status_code == 200
+    # serve() polled /readyz until it answered 200: those requests are counted.
+    assert 'tasks_api_http_requests_total{method="GET",route="/readyz",status="200"}' in (
+        scraped.text
+    )
+    public = httpx2.get(f"{scoped_server.base_url}/metrics", timeout=10)
+    assert public.status_code == 404

@@ -106,8 +106,9 @@ peers = [{_toml(owner.name)}, {_toml(peer.name)}]
 # EXCLUSION (one of two): a schema-valid `If-Match` that names no current entity tag must be
 # answered 412 (RFC 9110, 13.1.1), and no schema can say which tag is current: that depends on
 # the task's state, like the 404 for an unknown id that schemathesis already accepts. So 412 is
-# accepted from positive data on exactly the four operations that take If-Match; the hook check
-# `precondition_failed_only_with_if_match` fails any 412 sent without one.
+# accepted from positive data on exactly the four operations that take If-Match (and
+# If-None-Match, whose `*` or current tag is 412 on a write for the same reason); the hook check
+# `precondition_failed_only_with_if_match` fails any 412 sent without either.
 [[operations]]
 include-operation-id = {_toml(_IF_MATCH_OPERATIONS)}
 checks.positive_data_acceptance.expected-statuses = {_toml([*_DEFAULT_ACCEPTED, "412"])}

@@ -11,7 +11,8 @@ Checks (each fails the run):
 - `peer_never_lists_owner_tasks`: whenever the owner lists tasks, no listed id appears in the
   peer's list with the same query.
 - `precondition_failed_only_with_if_match`: 412 is allowed to the operations that take
-  If-Match (one of fuzzing.py's two exclusion lists), so make sure it never comes without one.
+  If-Match (one of fuzzing.py's two exclusion lists), so make sure it never comes without a
+  precondition (If-Match, or If-None-Match, which those operations take too).
 - `bad_request_only_with_consistency_token`: 400 is allowed to list and get from positive data
   (the other exclusion list) for a Consistency-Token the service did not issue; make sure no
   other 400 hides behind it.
@@ -200,7 +201,11 @@ def precondition_failed_only_with_if_match(
     if response.status_code != 412:
         return None
     sent = {name.lower() for name in response.request.headers}
-    assert "if-match" in sent, "412 Precondition Failed without an If-Match header"
+    # Since finding 6, If-None-Match on a write is a precondition too (412 when it names the
+    # task's current tag, or is `*`); a 412 with neither field is still a failure.
+    assert sent & {"if-match", "if-none-match"}, (
+        "412 Precondition Failed without an If-Match or If-None-Match header"
+    )
     return True
 
 

@@ -1,7 +1,8 @@
 """A typed TypeScript client, generated from the committed document, works against the service.
 
 openapi-typescript turns openapi.json into types; tests/contract/node/client.ts uses them through
-openapi-fetch (create, list with filters and the `Link` cursor, get with `ETag`, a conditional
+openapi-fetch (create, list with filters and the `Link` cursor, get with `ETag`, revalidation
+with `If-None-Match` (304 for the task and the list, 412 for `*` on a write), a conditional
 update, complete, delete, and the problem+json errors 401/403/404/422). `tsc --strict` must
 accept it without casts (`skipLibCheck` skips only the installed packages' declaration files;
 the generated schema.ts is checked with client.ts), and Node runs it against a live
@@ -73,6 +74,7 @@ def test_generated_client_runs_the_scenario_against_the_live_service(
         report(f"typescript client: {line}")
     assert result.returncode == 0, result.stdout + result.stderr
     assert [line.split(":")[0] for line in steps] == [
-        "ok create", "ok list", "ok get", "ok read your writes", "ok conditional update",
+        "ok create", "ok list", "ok get", "ok read your writes", "ok revalidate",
+        "ok conditional update",
         "ok complete", "ok errors", "ok delete",
     ]

@@ -18,6 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.http.consistency import HEADER
+from api.observability.metrics import metrics_app
 from db.unit_of_work import UnitOfWork
 from tests.replicas.conftest import owner_insert, standby_stopped
 from tests.support.standby import ReplicatedPair
@@ -57,7 +58,9 @@ def titles(client: TestClient, user: str, headers: dict[str, str]) -> list[str]:
 
 
 def metric(client: TestClient, name: str, **labels: str) -> float:
-    text = client.get("/metrics").text
+    """From the metrics listener of `client`'s process (never the public app)."""
+    scrape = TestClient(metrics_app(client.app.state.unit_of_work))  # type: ignore[attr-defined]
+    text = scrape.get("/metrics").text
     wanted = name + "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
     for line in text.splitlines():
         if line.startswith(wanted + " "):

@@ -67,12 +67,14 @@ def test_serve_starts_with_a_replica_that_is_down_and_reads_from_the_primary(
 ) -> None:
     secret = secrets.token_urlsafe(48)
     down = f"postgresql://postgres@127.0.0.1:{free_port()}/tasks"
-    with serve(serve_env(primary_url, down, secret), tmp_path / "serve.log") as server:
+    env = serve_env(primary_url, down, secret)
+    with serve(env, tmp_path / "serve.log", metrics=True) as server:
         token = mint_token(secret, "uma")
         response = httpx2.get(
             f"{server.base_url}/api/uma/tasks", headers={"Authorization": f"Bearer {token}"}
         )
-        metrics = httpx2.get(f"{server.base_url}/metrics").text
+        assert server.metrics_url is not None
+        metrics = httpx2.get(server.metrics_url).text
     assert response.status_code == 200
     assert "replica0 (127.0.0.1:" in server.log() and "not reachable" in server.log()
     assert 'tasks_api_db_reads_sent_to_primary_total{reason="lag"} 1.0' in metrics
@@ -82,7 +84,8 @@ def test_serve_reads_from_a_healthy_standby(
     primary_url: str, standby_url: str, tmp_path: Path
 ) -> None:
     secret = secrets.token_urlsafe(48)
-    with serve(serve_env(primary_url, standby_url, secret), tmp_path / "serve.log") as server:
+    env = serve_env(primary_url, standby_url, secret)
+    with serve(env, tmp_path / "serve.log", metrics=True) as server:
         headers = {"Authorization": f"Bearer {mint_token(secret, 'vic')}"}
         created = httpx2.post(
             f"{server.base_url}/api/vic/tasks", json={"title": "t"}, headers=headers
@@ -96,6 +99,7 @@ def test_serve_reads_from_a_healthy_standby(
             f"{server.base_url}{created.headers['Location']}",
             headers={**headers, "Consistency-Token": token},
         )
-        metrics = httpx2.get(f"{server.base_url}/metrics").text
+        assert server.metrics_url is not None
+        metrics = httpx2.get(server.metrics_url).text
     assert answers == [200] * 20 and echoed.status_code == 200
     assert 'tasks_api_db_reads_total{target="replica0"}' in metrics, metrics

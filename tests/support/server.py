@@ -29,6 +29,8 @@ class RunningServer:
     process: subprocess.Popen[bytes]
     base_url: str
     log_path: Path
+    # Where /metrics answers, when started with `metrics=True` (never on base_url).
+    metrics_url: str | None = None
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -54,17 +56,23 @@ def serve(
     *args: str,
     ready_path: str = "/readyz",
     timeout: float = 60.0,
+    metrics: bool = False,
 ) -> Iterator[RunningServer]:
     port = free_port()
+    env = dict(env)
+    metrics_url = None
+    if metrics:
+        env["METRICS_PORT"] = str(free_port())
+        metrics_url = f"http://127.0.0.1:{env['METRICS_PORT']}/metrics"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [str(TASKS_API), "serve", "--host", "127.0.0.1", "--port", str(port), *args],
-            env=dict(env),
+            env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    server = RunningServer(process, f"http://127.0.0.1:{port}", log_path)
+    server = RunningServer(process, f"http://127.0.0.1:{port}", log_path, metrics_url)
     try:
         deadline = time.monotonic() + timeout
         while True:

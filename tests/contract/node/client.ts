@@ -117,6 +117,27 @@ const forged = await api.GET("/api/{user_id}/tasks", {
 expectProblem(forged.error, 400, "forged Consistency-Token");
 step("read your writes", "Consistency-Token echoed: 200 with the task; a forged one: 400 problem+json");
 
+// Revalidation: If-None-Match with the current ETag is 304, no body, the same ETag.
+const revalidated = await api.GET("/api/{user_id}/tasks/{task_id}", {
+  params: { ...taskPath, header: { "If-None-Match": etag } },
+});
+check(revalidated.response.status === 304, `conditional get: ${revalidated.response.status}`);
+check(revalidated.response.headers.get("ETag") === etag, "conditional get: 304 without the ETag");
+check(revalidated.data === undefined, "conditional get: 304 with a body");
+const listed = await api.GET("/api/{user_id}/tasks", { params: mine });
+const listTag = listed.response.headers.get("ETag");
+check(listed.data !== undefined && listTag !== null, "list: no ETag");
+const listAgain = await api.GET("/api/{user_id}/tasks", {
+  params: { ...mine, header: { "If-None-Match": listTag } },
+});
+check(listAgain.response.status === 304, `conditional list: ${listAgain.response.status}`);
+const notNew = await api.PUT("/api/{user_id}/tasks/{task_id}", {
+  params: { ...taskPath, header: { "If-None-Match": "*" } },
+  body: { title: "Buy milk" },
+});
+expectProblem(notNew.error, 412, "If-None-Match: * on an existing task");
+step("revalidate", "304 for the task and the list, 412 for If-None-Match: * on a write");
+
 const updated = await api.PATCH("/api/{user_id}/tasks/{task_id}", {
   params: { ...taskPath, header: { "If-Match": etag } },
   body: { description: "Two litres" },
