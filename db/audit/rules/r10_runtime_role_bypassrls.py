@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from db.audit.rules._shapes import runtime_role_attribute_rule
 
-SQL = """
-SELECT quote_ident(rolname) FROM pg_roles WHERE rolname = %(role)s AND rolbypassrls
-"""
+SQL = "SELECT quote_ident(rolname) FROM pg_roles WHERE rolname = %(role)s AND rolbypassrls"
 
 RULE = runtime_role_attribute_rule(
     "runtime_role_bypassrls",
