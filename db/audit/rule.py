@@ -82,7 +82,8 @@ class Context:
 
 @dataclass(frozen=True)
 class Hole:
-    """What a rule found and how to close it, before the rule signs it with its id."""
+    """A finding before its rule signs it: rule modules say what a row lets through, and the
+    id is written once, in their RULE, instead of in every finding they build."""
 
     severity: Severity
     object: str
