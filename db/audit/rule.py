@@ -1,12 +1,14 @@
 """The shapes every audit rule shares: what a rule sees (Context) and what it reports (Finding).
 
-A rule is a small module under `db/audit/rules/`: its SQL first, then a `check(ctx)` that turns
-the rows into findings. Rules only read; the runner rolls back whatever a rule did.
+A rule is a small module under `db/audit/rules/`: its SQL first, then what each row it returns
+lets through (a Hole: severity, object, explanation, fix). `Rule.per_row` and `Rule.from_holes`
+run the query and sign every hole with the rule's id, so no module repeats that loop or its own
+id. Rules only read; the runner rolls back whatever a rule did.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
@@ -79,10 +81,53 @@ class Context:
 
 
 @dataclass(frozen=True)
+class Hole:
+    """A finding before its rule signs it: rule modules say what a row lets through, and the
+    id is written once, in their RULE, instead of in every finding they build."""
+
+    severity: Severity
+    object: str
+    explanation: str
+    fix: str
+
+    def signed(self, rule: str) -> Finding:
+        return Finding(rule, self.severity, self.object, self.explanation, self.fix)
+
+
+@dataclass(frozen=True)
 class Rule:
     id: str
     summary: str
     check: Callable[[Context], list[Finding]]
+
+    @classmethod
+    def from_holes(cls, id: str, summary: str, holes: Callable[[Context], Iterable[Hole]]) -> Rule:
+        """A rule whose `holes(ctx)` finds what it reports (for rules with their own loop)."""
+
+        def check(ctx: Context) -> list[Finding]:
+            return [hole.signed(id) for hole in holes(ctx)]
+
+        return cls(id, summary, check)
+
+    @classmethod
+    def per_row(
+        cls,
+        id: str,
+        summary: str,
+        query: str,
+        hole: Callable[..., Hole | None],
+        **params: Any,
+    ) -> Rule:
+        """Splinter's shape: every row `query` returns is called as `hole(ctx, *row)`, which
+        says what that row lets through (or None when, on a closer look, nothing)."""
+
+        def holes(ctx: Context) -> Iterator[Hole]:
+            for row in ctx.rows(query, **params):
+                found = hole(ctx, *row)
+                if found is not None:
+                    yield found
+
+        return cls.from_holes(id, summary, holes)
 
 
 def exposure_severity(exposed: bool) -> Severity:

@@ -16,8 +16,9 @@ own rows (its SELECT is broken), the statement's row count beyond the actor's ow
 
 from __future__ import annotations
 
+import functools
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,22 +117,37 @@ class TableProbe:
             self.seed_versions = list(row[1])
         return True
 
-    def _insert(self, owner: str, *, keep: bool) -> Outcome:
+    def _first_accepted(self, attempts: Iterable[Callable[[], Outcome]], samples: str) -> Outcome:
+        """The outcome of the first attempt whose sample value the table's constraints accept.
+
+        A refused sample says nothing about access, only that this table wants other values.
+        """
         refused: psycopg.Error | None = None
-        for statement, params in insert_statements(self.shape, owner, next(_serials)):
+        for attempt in attempts:
+            try:
+                return attempt()
+            except psycopg.Error as exc:
+                if not (exc.sqlstate or "").startswith(_CONSTRAINT_SQLSTATES):
+                    raise
+                refused = exc
+        raise ProbeFailed(
+            f"{self.shape.qualified} refused every {samples} "
+            f"({str(refused).splitlines()[0] if refused else 'no detail'})"
+        )
+
+    def _insert(self, owner: str, *, keep: bool) -> Outcome:
+        def attempt(statement: sql.Composed, params: list[Any]) -> Outcome:
             try:
                 with self.conn.transaction(force_rollback=not keep):
                     self.conn.execute(statement, params)
                 return ALLOWED
             except psycopg.errors.InsufficientPrivilege as exc:
                 return _refusal(exc)
-            except psycopg.Error as exc:
-                if not (exc.sqlstate or "").startswith(_CONSTRAINT_SQLSTATES):
-                    raise
-                refused = exc
-        raise ProbeFailed(
-            f"{self.shape.qualified} refused every sample row "
-            f"({str(refused).splitlines()[0] if refused else 'no detail'})"
+
+        statements = insert_statements(self.shape, owner, next(_serials))
+        return self._first_accepted(
+            (functools.partial(attempt, statement, params) for statement, params in statements),
+            "sample row",
         )
 
     # -- probes ------------------------------------------------------------------------------
@@ -235,17 +251,10 @@ class TableProbe:
                 return self._beyond_own(actor, rowcount)
             return self._target_rows(rewritten_only=True) > 0
 
-        refused: psycopg.Error | None = None
-        for value in candidates(column, next(_serials)):
-            try:
-                return self._forms(actor, change, touched, (value,))
-            except psycopg.Error as exc:
-                if not (exc.sqlstate or "").startswith(_CONSTRAINT_SQLSTATES):
-                    raise
-                refused = exc
-        raise ProbeFailed(
-            f"{self.shape.qualified} refused every sample value for {name} "
-            f"({str(refused).splitlines()[0] if refused else 'no detail'})"
+        values = candidates(column, next(_serials))
+        return self._first_accepted(
+            (functools.partial(self._forms, actor, change, touched, (v,)) for v in values),
+            f"sample value for {name}",
         )
 
     def _gone(self, actor: str | None, rowcount: int) -> bool:

@@ -7,7 +7,8 @@ bookkeeping table is exempt (it holds no tenant data and the runtime role cannot
 
 from __future__ import annotations
 
-from db.audit.rule import Context, Finding, Rule, exposure_severity
+from db.audit.rule import Context, Hole, Rule, exposure_severity
+from db.audit.rules._shapes import enable_rls
 
 SQL = """
 WITH runtime AS (SELECT oid FROM pg_roles WHERE rolname = %(role)s)
@@ -27,19 +28,16 @@ ORDER BY 1
 """
 
 
-def check(ctx: Context) -> list[Finding]:
-    return [
-        Finding(
-            rule=RULE.id,
-            severity=exposure_severity(exposed),
-            object=table,
-            explanation="row-level security is not enabled: its policies are ignored and "
-            "anyone with SELECT sees every tenant's rows",
-            fix=f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;\n"
-            f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY;",
-        )
-        for table, exposed in ctx.rows(SQL)
-    ]
+def policies_ignored(ctx: Context, table: str, exposed: bool) -> Hole:
+    return Hole(
+        exposure_severity(exposed),
+        object=table,
+        explanation="row-level security is not enabled: its policies are ignored and "
+        "anyone with SELECT sees every tenant's rows",
+        fix=enable_rls(table),
+    )
 
 
-RULE = Rule("rls_not_enabled", "table without row-level security enabled", check)
+RULE = Rule.per_row(
+    "rls_not_enabled", "table without row-level security enabled", SQL, policies_ignored
+)

@@ -6,7 +6,8 @@ inherits it) would then see all tenants. FORCE makes the owner subject to the po
 
 from __future__ import annotations
 
-from db.audit.rule import Context, Finding, Rule, exposure_severity
+from db.audit.rule import Context, Hole, Rule, exposure_severity
+from db.audit.rules._shapes import force_rls
 
 SQL = """
 WITH runtime AS (SELECT oid FROM pg_roles WHERE rolname = %(role)s)
@@ -25,18 +26,16 @@ ORDER BY 1
 """
 
 
-def check(ctx: Context) -> list[Finding]:
-    return [
-        Finding(
-            rule=RULE.id,
-            severity=exposure_severity(exposed),
-            object=table,
-            explanation=f"row-level security is enabled but not forced: its owner {owner} "
-            "(and any role inheriting it) bypasses every policy",
-            fix=f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY;",
-        )
-        for table, owner, exposed in ctx.rows(SQL)
-    ]
+def owner_bypasses_policies(ctx: Context, table: str, owner: str, exposed: bool) -> Hole:
+    return Hole(
+        exposure_severity(exposed),
+        object=table,
+        explanation=f"row-level security is enabled but not forced: its owner {owner} "
+        "(and any role inheriting it) bypasses every policy",
+        fix=force_rls(table),
+    )
 
 
-RULE = Rule("rls_not_forced", "RLS enabled but not forced on the owner", check)
+RULE = Rule.per_row(
+    "rls_not_forced", "RLS enabled but not forced on the owner", SQL, owner_bypasses_policies
+)

@@ -7,7 +7,7 @@ recreates the one-policy-per-command shape of policies/*.sql.
 
 from __future__ import annotations
 
-from db.audit.rule import OWN_ROWS, Context, Finding, Rule, Severity
+from db.audit.rule import OWN_ROWS, Context, Hole, Rule, Severity
 
 SQL = """
 SELECT format('%%I.%%I', n.nspname, c.relname) AS table_name,
@@ -36,27 +36,23 @@ def _tenant_policies(table: str, name: str, role: str) -> str:
     )
 
 
-def check(ctx: Context) -> list[Finding]:
-    findings = []
-    for table, name, tenant in ctx.rows(SQL):
-        if tenant:
-            fix = (
-                f"-- apply policies/{name}.sql, or for the commands the service uses:\n"
-                + _tenant_policies(table, name, ctx.role)
-            )
-        else:
-            fix = f"-- write the policies for {table} in policies/ and apply them"
-        findings.append(
-            Finding(
-                rule=RULE.id,
-                severity=Severity.ERROR if tenant else Severity.INFO,
-                object=table,
-                explanation="row-level security is enabled but no policy exists: every row is "
-                "denied to every role except the owner",
-                fix=fix,
-            )
+def every_row_denied(ctx: Context, table: str, name: str, tenant: bool) -> Hole:
+    if tenant:
+        fix = (
+            f"-- apply policies/{name}.sql, or for the commands the service uses:\n"
+            + _tenant_policies(table, name, ctx.role)
         )
-    return findings
+    else:
+        fix = f"-- write the policies for {table} in policies/ and apply them"
+    return Hole(
+        Severity.ERROR if tenant else Severity.INFO,
+        object=table,
+        explanation="row-level security is enabled but no policy exists: every row is "
+        "denied to every role except the owner",
+        fix=fix,
+    )
 
 
-RULE = Rule("rls_enabled_no_policy", "RLS enabled on a table without any policy", check)
+RULE = Rule.per_row(
+    "rls_enabled_no_policy", "RLS enabled on a table without any policy", SQL, every_row_denied
+)

@@ -6,7 +6,8 @@ policy silently extends to reporting roles, the owner under FORCE, and roles cre
 
 from __future__ import annotations
 
-from db.audit.rule import Context, Finding, Rule, Severity
+from db.audit.rule import Context, Hole, Rule, Severity
+from db.audit.rules._shapes import policy_object
 
 SQL = """
 SELECT format('%%I.%%I', n.nspname, c.relname) AS table_name, quote_ident(p.polname)
@@ -19,18 +20,16 @@ ORDER BY 1, 2
 """
 
 
-def check(ctx: Context) -> list[Finding]:
-    return [
-        Finding(
-            rule=RULE.id,
-            severity=Severity.WARN,
-            object=f"policy {policy} on {table}",
-            explanation="the policy applies TO PUBLIC (every role) instead of naming the role "
-            "it is meant for",
-            fix=f"ALTER POLICY {policy} ON {table} TO {ctx.role};",
-        )
-        for table, policy in ctx.rows(SQL)
-    ]
+def policy_for_every_role(ctx: Context, table: str, policy: str) -> Hole:
+    return Hole(
+        Severity.WARN,
+        object=policy_object(policy, table),
+        explanation="the policy applies TO PUBLIC (every role) instead of naming the role "
+        "it is meant for",
+        fix=f"ALTER POLICY {policy} ON {table} TO {ctx.role};",
+    )
 
 
-RULE = Rule("policy_for_public", "policy for PUBLIC instead of a named role", check)
+RULE = Rule.per_row(
+    "policy_for_public", "policy for PUBLIC instead of a named role", SQL, policy_for_every_role
+)

@@ -13,12 +13,14 @@ it names, whatever the other policies say. Three ways to get there, all caught:
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import psycopg
 from psycopg import sql
 
 from db.audit.expressions import is_row_independent_constant, references_row
-from db.audit.rule import OWN_ROWS, Context, Finding, Rule, Severity
+from db.audit.rule import OWN_ROWS, Context, Hole, Rule, Severity
+from db.audit.rules._shapes import policy_clauses, policy_object
 
 SQL = """
 SELECT format('%%I.%%I', n.nspname, c.relname) AS table_name, c.relname,
@@ -56,9 +58,7 @@ def _planner_folds_to_true(ctx: Context, table: str, expression: str) -> bool:
     return plan.get("Node Type") == "Seq Scan" and not {"Filter", "One-Time Filter"} & set(plan)
 
 
-def _verdict(ctx: Context, table: str, expression: str | None) -> str | None:
-    if expression is None:
-        return None
+def _verdict(ctx: Context, table: str, expression: str) -> str | None:
     if is_row_independent_constant(expression):
         return "is true for every row" if _constant_true(ctx, expression) else None
     if not references_row(expression):
@@ -68,29 +68,24 @@ def _verdict(ctx: Context, table: str, expression: str | None) -> str | None:
     return None
 
 
-def check(ctx: Context) -> list[Finding]:
-    findings = []
+def opens_across_tenants(ctx: Context) -> Iterator[Hole]:
     for table, name, policy, qual, with_check, has_user_id in ctx.rows(SQL):
-        for clause, expression in (("USING", qual), ("WITH CHECK", with_check)):
+        for clause, expression in policy_clauses(qual, with_check):
             verdict = _verdict(ctx, table, expression)
             if verdict is None:
                 continue
             constant = verdict.startswith("is true")
-            findings.append(
-                Finding(
-                    rule=RULE.id,
-                    severity=Severity.ERROR
-                    if constant or name in ctx.tenant_tables
-                    else Severity.WARN,
-                    object=f"policy {policy} on {table}",
-                    explanation=f"permissive policy with {clause} ({expression}) {verdict}: "
-                    "it opens the table across tenants",
-                    fix=f"ALTER POLICY {policy} ON {table} {clause} ({OWN_ROWS});"
-                    if has_user_id
-                    else f"DROP POLICY {policy} ON {table};",
-                )
+            yield Hole(
+                Severity.ERROR if constant or name in ctx.tenant_tables else Severity.WARN,
+                object=policy_object(policy, table),
+                explanation=f"permissive policy with {clause} ({expression}) {verdict}: "
+                "it opens the table across tenants",
+                fix=f"ALTER POLICY {policy} ON {table} {clause} ({OWN_ROWS});"
+                if has_user_id
+                else f"DROP POLICY {policy} ON {table};",
             )
-    return findings
 
 
-RULE = Rule("policy_always_true", "permissive policy whose condition is always true", check)
+RULE = Rule.from_holes(
+    "policy_always_true", "permissive policy whose condition is always true", opens_across_tenants
+)

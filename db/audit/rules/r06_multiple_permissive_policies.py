@@ -8,7 +8,7 @@ policy for every role.
 
 from __future__ import annotations
 
-from db.audit.rule import Context, Finding, Rule, Severity
+from db.audit.rule import Context, Hole, Rule, Severity
 from db.catalog import declared_policy_names
 
 SQL = """
@@ -45,21 +45,22 @@ def _redundant(policies: list[str]) -> list[str]:
     return undeclared if 0 < len(undeclared) < len(policies) else policies[1:]
 
 
-def check(ctx: Context) -> list[Finding]:
-    return [
-        Finding(
-            rule=RULE.id,
-            severity=Severity.WARN,
-            object=f"{table} {command} for {role}",
-            explanation=f"{len(policies)} permissive policies ({', '.join(policies)}) apply "
-            f"to {role} for {command}; they are OR-ed, so each one widens access",
-            fix="-- keep one permissive policy per command and role, as policies/ does:\n"
-            + "\n".join(f"DROP POLICY {p} ON {table};" for p in _redundant(policies)),
-        )
-        for table, role, command, policies in ctx.rows(SQL)
-    ]
+def each_policy_widens_access(
+    ctx: Context, table: str, role: str, command: str, policies: list[str]
+) -> Hole:
+    return Hole(
+        Severity.WARN,
+        object=f"{table} {command} for {role}",
+        explanation=f"{len(policies)} permissive policies ({', '.join(policies)}) apply "
+        f"to {role} for {command}; they are OR-ed, so each one widens access",
+        fix="-- keep one permissive policy per command and role, as policies/ does:\n"
+        + "\n".join(f"DROP POLICY {p} ON {table};" for p in _redundant(policies)),
+    )
 
 
-RULE = Rule(
-    "multiple_permissive_policies", "several permissive policies for one role and command", check
+RULE = Rule.per_row(
+    "multiple_permissive_policies",
+    "several permissive policies for one role and command",
+    SQL,
+    each_policy_widens_access,
 )

@@ -10,8 +10,11 @@ are exempt).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from db.audit.expressions import per_row_calls, wrap_calls_in_select
-from db.audit.rule import Context, Finding, Rule, Severity
+from db.audit.rule import Context, Hole, Rule, Severity
+from db.audit.rules._shapes import policy_clauses, policy_object
 
 SQL = """
 SELECT format('%%I.%%I', n.nspname, c.relname) AS table_name,
@@ -29,28 +32,25 @@ SELECT DISTINCT proname FROM pg_proc WHERE proname = ANY(%(names)s) AND provolat
 """
 
 
-def check(ctx: Context) -> list[Finding]:
-    findings = []
+def called_for_every_row(ctx: Context) -> Iterator[Hole]:
     for table, policy, qual, with_check in ctx.rows(SQL):
-        for clause, expression in (("USING", qual), ("WITH CHECK", with_check)):
+        for clause, expression in policy_clauses(qual, with_check):
             calls = per_row_calls(expression)
-            if not calls or expression is None:
+            if not calls:
                 continue
             names = {str(name) for (name,) in ctx.rows(FUNCTIONS, names=calls)}
             if not names:
                 continue
-            findings.append(
-                Finding(
-                    rule=RULE.id,
-                    severity=Severity.WARN,
-                    object=f"policy {policy} on {table}",
-                    explanation=f"{clause} calls {', '.join(sorted(names))}() for every row; "
-                    "wrap it in (select ...) so it is evaluated once per statement",
-                    fix=f"ALTER POLICY {policy} ON {table} "
-                    f"{clause} ({wrap_calls_in_select(expression, names)});",
-                )
+            yield Hole(
+                Severity.WARN,
+                object=policy_object(policy, table),
+                explanation=f"{clause} calls {', '.join(sorted(names))}() for every row; "
+                "wrap it in (select ...) so it is evaluated once per statement",
+                fix=f"ALTER POLICY {policy} ON {table} "
+                f"{clause} ({wrap_calls_in_select(expression, names)});",
             )
-    return findings
 
 
-RULE = Rule("policy_per_row_call", "policy evaluates a function per row", check)
+RULE = Rule.from_holes(
+    "policy_per_row_call", "policy evaluates a function per row", called_for_every_row
+)

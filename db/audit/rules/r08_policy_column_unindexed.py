@@ -7,7 +7,7 @@ policy uses in pg_depend, so no expression parsing is needed.
 
 from __future__ import annotations
 
-from db.audit.rule import Context, Finding, Rule, Severity
+from db.audit.rule import Context, Hole, Rule, Severity
 
 SQL = """
 SELECT DISTINCT format('%%I.%%I', n.nspname, c.relname) AS table_name,
@@ -26,18 +26,19 @@ ORDER BY 1, 2
 """
 
 
-def check(ctx: Context) -> list[Finding]:
-    return [
-        Finding(
-            rule=RULE.id,
-            severity=Severity.WARN,
-            object=f"{table}.{column}",
-            explanation=f"policies filter on {column} but no index leads with it: every "
-            "request scans all tenants' rows",
-            fix=f"CREATE INDEX CONCURRENTLY {index} ON {table} ({column});",
-        )
-        for table, column, index in ctx.rows(SQL)
-    ]
+def every_request_scans_all_tenants(ctx: Context, table: str, column: str, index: str) -> Hole:
+    return Hole(
+        Severity.WARN,
+        object=f"{table}.{column}",
+        explanation=f"policies filter on {column} but no index leads with it: every "
+        "request scans all tenants' rows",
+        fix=f"CREATE INDEX CONCURRENTLY {index} ON {table} ({column});",
+    )
 
 
-RULE = Rule("policy_column_unindexed", "policy column without an index leading with it", check)
+RULE = Rule.per_row(
+    "policy_column_unindexed",
+    "policy column without an index leading with it",
+    SQL,
+    every_request_scans_all_tenants,
+)

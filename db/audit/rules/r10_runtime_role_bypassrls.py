@@ -6,24 +6,14 @@ is exactly why requests switch to a runtime role that must not.
 
 from __future__ import annotations
 
-from db.audit.rule import Context, Finding, Rule, Severity
+from db.audit.rules._shapes import runtime_role_attribute_rule
 
-SQL = """
-SELECT quote_ident(rolname) FROM pg_roles WHERE rolname = %(role)s AND rolbypassrls
-"""
+SQL = "SELECT quote_ident(rolname) FROM pg_roles WHERE rolname = %(role)s AND rolbypassrls"
 
-
-def check(ctx: Context) -> list[Finding]:
-    return [
-        Finding(
-            rule=RULE.id,
-            severity=Severity.ERROR,
-            object=f"role {role}",
-            explanation="the runtime role has BYPASSRLS: no policy applies to it",
-            fix=f"ALTER ROLE {role} NOBYPASSRLS;",
-        )
-        for (role,) in ctx.rows(SQL)
-    ]
-
-
-RULE = Rule("runtime_role_bypassrls", "runtime role has BYPASSRLS", check)
+RULE = runtime_role_attribute_rule(
+    "runtime_role_bypassrls",
+    "runtime role has BYPASSRLS",
+    SQL,
+    attribute="BYPASSRLS",
+    explanation="the runtime role has BYPASSRLS: no policy applies to it",
+)

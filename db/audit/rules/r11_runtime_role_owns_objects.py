@@ -7,7 +7,7 @@ every object. Owning the database makes it pg_database_owner, which owns schema 
 
 from __future__ import annotations
 
-from db.audit.rule import Context, Finding, Rule, Severity
+from db.audit.rule import Context, Hole, Rule, Severity
 
 SQL = """
 WITH runtime AS (SELECT oid FROM pg_roles WHERE rolname = %(role)s)
@@ -27,23 +27,21 @@ ORDER BY 1, 2
 """
 
 
-def check(ctx: Context) -> list[Finding]:
-    findings = []
-    for kind, name, tenant in ctx.rows(SQL):
-        what = "a tenant table" if tenant else kind.lower()
-        # ALTER TABLE ... OWNER TO works for views, sequences and foreign tables as well.
-        findings.append(
-            Finding(
-                rule=RULE.id,
-                severity=Severity.ERROR,
-                object=f"{kind.lower()} {name}",
-                explanation=f"the runtime role {ctx.role} owns {what}: an owner can bypass, "
-                "disable or rewrite row-level security",
-                fix=f"-- run as the migrator (owner) role\nALTER {kind} {name} "
-                "OWNER TO CURRENT_USER;",
-            )
-        )
-    return findings
+def owner_can_rewrite_rls(ctx: Context, kind: str, name: str, tenant: bool) -> Hole:
+    what = "a tenant table" if tenant else kind.lower()
+    # ALTER TABLE ... OWNER TO works for views, sequences and foreign tables as well.
+    return Hole(
+        Severity.ERROR,
+        object=f"{kind.lower()} {name}",
+        explanation=f"the runtime role {ctx.role} owns {what}: an owner can bypass, "
+        "disable or rewrite row-level security",
+        fix=f"-- run as the migrator (owner) role\nALTER {kind} {name} OWNER TO CURRENT_USER;",
+    )
 
 
-RULE = Rule("runtime_role_owns_objects", "runtime role owns a table, the schema or database", check)
+RULE = Rule.per_row(
+    "runtime_role_owns_objects",
+    "runtime role owns a table, the schema or database",
+    SQL,
+    owner_can_rewrite_rls,
+)

@@ -7,7 +7,7 @@ as powerful as that role: the checks on the role itself are not enough.
 
 from __future__ import annotations
 
-from db.audit.rule import Context, Finding, Rule, Severity
+from db.audit.rule import Context, Hole, Rule, Severity
 
 SQL = """
 WITH RECURSIVE granted(roleid, path) AS (
@@ -37,27 +37,32 @@ ORDER BY r.rolname, array_length(g.path, 1)
 """
 
 
-def check(ctx: Context) -> list[Finding]:
-    findings = []
-    for role, chain, direct, superuser, bypassrls, owned in ctx.rows(SQL):
-        powers = [
-            *(["is a superuser"] if superuser else []),
-            *(["has BYPASSRLS"] if bypassrls else []),
-            *([f"owns {', '.join(owned)}"] if owned else []),
-        ]
-        findings.append(
-            Finding(
-                rule=RULE.id,
-                severity=Severity.ERROR,
-                object=f"role {ctx.role} -> {chain}",
-                explanation=f"the runtime role is a member of {role}, which "
-                f"{' and '.join(powers)}: it can act with that role's power",
-                fix=f"REVOKE {direct} FROM {ctx.role};",
-            )
-        )
-    return findings
+def acts_with_inherited_power(
+    ctx: Context,
+    role: str,
+    chain: str,
+    direct: str,
+    superuser: bool,
+    bypassrls: bool,
+    owned: list[str],
+) -> Hole:
+    powers = [
+        *(["is a superuser"] if superuser else []),
+        *(["has BYPASSRLS"] if bypassrls else []),
+        *([f"owns {', '.join(owned)}"] if owned else []),
+    ]
+    return Hole(
+        Severity.ERROR,
+        object=f"role {ctx.role} -> {chain}",
+        explanation=f"the runtime role is a member of {role}, which "
+        f"{' and '.join(powers)}: it can act with that role's power",
+        fix=f"REVOKE {direct} FROM {ctx.role};",
+    )
 
 
-RULE = Rule(
-    "runtime_role_member_of_privileged", "runtime role is a member of a privileged role", check
+RULE = Rule.per_row(
+    "runtime_role_member_of_privileged",
+    "runtime role is a member of a privileged role",
+    SQL,
+    acts_with_inherited_power,
 )

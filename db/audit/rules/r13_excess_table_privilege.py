@@ -8,7 +8,8 @@ as effective privileges: granted directly, to PUBLIC, or through a role it belon
 
 from __future__ import annotations
 
-from db.audit.rule import Context, Finding, Rule, Severity
+from db.audit.rule import Context, Hole, Rule, Severity
+from db.audit.rules._shapes import revoke_from_runtime_role
 
 SQL = """
 WITH runtime AS (SELECT oid, rolsuper FROM pg_roles WHERE rolname = %(role)s)
@@ -25,18 +26,19 @@ ORDER BY 1, 2
 """
 
 
-def check(ctx: Context) -> list[Finding]:
-    return [
-        Finding(
-            rule=RULE.id,
-            severity=Severity.ERROR,
-            object=f"{table} {privilege} to {ctx.role}",
-            explanation=f"the runtime role holds {privilege}, which the service never needs"
-            + (" and which ignores row-level security" if privilege == "TRUNCATE" else ""),
-            fix=f"REVOKE {privilege} ON {table} FROM {ctx.role}, PUBLIC;",
-        )
-        for table, privilege in ctx.rows(SQL)
-    ]
+def privilege_beyond_the_service(ctx: Context, table: str, privilege: str) -> Hole:
+    return Hole(
+        Severity.ERROR,
+        object=f"{table} {privilege} to {ctx.role}",
+        explanation=f"the runtime role holds {privilege}, which the service never needs"
+        + (" and which ignores row-level security" if privilege == "TRUNCATE" else ""),
+        fix=revoke_from_runtime_role(ctx, privilege, table),
+    )
 
 
-RULE = Rule("excess_table_privilege", "runtime role holds TRUNCATE, REFERENCES or TRIGGER", check)
+RULE = Rule.per_row(
+    "excess_table_privilege",
+    "runtime role holds TRUNCATE, REFERENCES or TRIGGER",
+    SQL,
+    privilege_beyond_the_service,
+)

@@ -8,7 +8,8 @@ UPDATE and grants back the columns that may change.
 
 from __future__ import annotations
 
-from db.audit.rule import Context, Finding, Rule, Severity
+from db.audit.rule import Context, Hole, Rule, Severity
+from db.audit.rules._shapes import revoke_from_runtime_role
 
 IMMUTABLE_COLUMNS = ("id", "user_id", "created_at")
 
@@ -33,25 +34,22 @@ ORDER BY 1
 """
 
 
-def check(ctx: Context) -> list[Finding]:
-    findings = []
-    for table, immutable, mutable in ctx.rows(SQL, immutable=list(IMMUTABLE_COLUMNS)):
-        regrant = (
-            f"\nGRANT UPDATE ({', '.join(mutable)}) ON {table} TO {ctx.role};" if mutable else ""
-        )
-        findings.append(
-            Finding(
-                rule=RULE.id,
-                severity=Severity.ERROR,
-                object=f"{table} ({', '.join(immutable)})",
-                explanation=f"the runtime role may UPDATE {', '.join(immutable)}: rows could be "
-                "moved between tenants or have their history rewritten",
-                fix=f"REVOKE UPDATE ON {table} FROM {ctx.role}, PUBLIC;{regrant}",
-            )
-        )
-    return findings
+def rows_move_between_tenants(
+    ctx: Context, table: str, immutable: list[str], mutable: list[str] | None
+) -> Hole:
+    return Hole(
+        Severity.ERROR,
+        object=f"{table} ({', '.join(immutable)})",
+        explanation=f"the runtime role may UPDATE {', '.join(immutable)}: rows could be "
+        "moved between tenants or have their history rewritten",
+        fix=revoke_from_runtime_role(ctx, "UPDATE", table, keep=mutable or ()),
+    )
 
 
-RULE = Rule(
-    "update_of_immutable_column", "runtime role may update user_id, id or created_at", check
+RULE = Rule.per_row(
+    "update_of_immutable_column",
+    "runtime role may update user_id, id or created_at",
+    SQL,
+    rows_move_between_tenants,
+    immutable=list(IMMUTABLE_COLUMNS),
 )

@@ -7,7 +7,7 @@ rows. New functions are executable by PUBLIC unless revoked, which is how this s
 
 from __future__ import annotations
 
-from db.audit.rule import Context, Finding, Rule, Severity
+from db.audit.rule import Context, Hole, Rule, Severity
 
 SQL = """
 WITH runtime AS (SELECT oid, rolsuper FROM pg_roles WHERE rolname = %(role)s)
@@ -25,20 +25,19 @@ ORDER BY 1
 """
 
 
-def check(ctx: Context) -> list[Finding]:
-    return [
-        Finding(
-            rule=RULE.id,
-            severity=Severity.ERROR,
-            object=f"function {function}",
-            explanation=f"SECURITY DEFINER function executable by the runtime role runs as "
-            f"{owner}, outside the caller's row-level security",
-            fix=f"REVOKE EXECUTE ON FUNCTION {function} FROM PUBLIC, {ctx.role};",
-        )
-        for function, owner in ctx.rows(SQL)
-    ]
+def runs_as_its_owner(ctx: Context, function: str, owner: str) -> Hole:
+    return Hole(
+        Severity.ERROR,
+        object=f"function {function}",
+        explanation=f"SECURITY DEFINER function executable by the runtime role runs as "
+        f"{owner}, outside the caller's row-level security",
+        fix=f"REVOKE EXECUTE ON FUNCTION {function} FROM PUBLIC, {ctx.role};",
+    )
 
 
-RULE = Rule(
-    "security_definer_executable", "SECURITY DEFINER function the runtime role can run", check
+RULE = Rule.per_row(
+    "security_definer_executable",
+    "SECURITY DEFINER function the runtime role can run",
+    SQL,
+    runs_as_its_owner,
 )

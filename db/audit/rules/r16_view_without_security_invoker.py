@@ -9,7 +9,7 @@ the rows and has no row-level security at all, so the runtime role must not read
 
 from __future__ import annotations
 
-from db.audit.rule import Context, Finding, Rule, Severity
+from db.audit.rule import Context, Hole, Rule, Severity
 
 SQL = """
 WITH runtime AS (SELECT oid FROM pg_roles WHERE rolname = %(role)s)
@@ -35,36 +35,29 @@ ORDER BY 1, 4
 """
 
 
-def check(ctx: Context) -> list[Finding]:
-    findings = []
-    for view, kind, readable, table in ctx.rows(SQL):
-        severity = Severity.ERROR if readable else Severity.WARN
-        if kind == "m":
-            findings.append(
-                Finding(
-                    rule=RULE.id,
-                    severity=severity,
-                    object=f"materialized view {view}",
-                    explanation=f"copies rows of tenant table {table} without row-level "
-                    "security" + ("; the runtime role can read it" if readable else ""),
-                    fix=f"REVOKE ALL ON {view} FROM {ctx.role}, PUBLIC;",
-                )
-            )
-        else:
-            findings.append(
-                Finding(
-                    rule=RULE.id,
-                    severity=severity,
-                    object=f"view {view}",
-                    explanation=f"reads tenant table {table} with its owner's rights, not the "
-                    "caller's (no security_invoker)"
-                    + ("; the runtime role can select from it" if readable else ""),
-                    fix=f"ALTER VIEW {view} SET (security_invoker = true);",
-                )
-            )
-    return findings
+def shows_rows_past_rls(ctx: Context, view: str, kind: str, readable: bool, table: str) -> Hole:
+    severity = Severity.ERROR if readable else Severity.WARN
+    if kind == "m":
+        return Hole(
+            severity,
+            object=f"materialized view {view}",
+            explanation=f"copies rows of tenant table {table} without row-level "
+            "security" + ("; the runtime role can read it" if readable else ""),
+            fix=f"REVOKE ALL ON {view} FROM {ctx.role}, PUBLIC;",
+        )
+    return Hole(
+        severity,
+        object=f"view {view}",
+        explanation=f"reads tenant table {table} with its owner's rights, not the "
+        "caller's (no security_invoker)"
+        + ("; the runtime role can select from it" if readable else ""),
+        fix=f"ALTER VIEW {view} SET (security_invoker = true);",
+    )
 
 
-RULE = Rule(
-    "view_without_security_invoker", "view over a tenant table without security_invoker", check
+RULE = Rule.per_row(
+    "view_without_security_invoker",
+    "view over a tenant table without security_invoker",
+    SQL,
+    shows_rows_past_rls,
 )

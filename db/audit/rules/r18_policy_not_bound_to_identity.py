@@ -12,36 +12,24 @@ rule (null_identity_disjunct, identity_wildcard_match), which names that hole mo
 
 from __future__ import annotations
 
-from db.audit.rule import Context, Finding, Rule, Severity
-from db.audit.rules._identity import judged_clauses
+from db.audit.rules._identity import JudgedClause, identity_rule
 
 
-def check(ctx: Context) -> list[Finding]:
-    findings = []
-    for judged in judged_clauses(ctx):
-        verdict = judged.verdict
-        if verdict.bound or verdict.null_escapes or verdict.wildcards:
-            continue
-        lets_through = (
-            "compares user_id with the caller's identity only in one branch of an OR: another "
-            "branch admits rows of any user on its own"
-            if verdict.compares
-            else "never compares user_id with the caller's identity: it admits rows of any user"
-        )
-        findings.append(
-            Finding(
-                rule=RULE.id,
-                severity=Severity.ERROR,
-                object=judged.object,
-                explanation=f"{judged.clause} ({judged.expression}) {lets_through}",
-                fix=judged.fix,
-            )
-        )
-    return findings
+def admits_any_user(judged: JudgedClause) -> str | None:
+    verdict = judged.verdict
+    if verdict.bound or verdict.null_escapes or verdict.wildcards:
+        return None
+    lets_through = (
+        "compares user_id with the caller's identity only in one branch of an OR: another "
+        "branch admits rows of any user on its own"
+        if verdict.compares
+        else "never compares user_id with the caller's identity: it admits rows of any user"
+    )
+    return f"{judged.clause} ({judged.expression}) {lets_through}"
 
 
-RULE = Rule(
+RULE = identity_rule(
     "policy_not_bound_to_identity",
     "policy admits rows without user_id = <identity> as a mandatory condition",
-    check,
+    admits_any_user,
 )

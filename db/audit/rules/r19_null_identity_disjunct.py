@@ -9,24 +9,21 @@ the parse tree: any OR branch, at any depth, that is true when the identity is N
 
 from __future__ import annotations
 
-from db.audit.rule import Context, Finding, Rule, Severity
-from db.audit.rules._identity import judged_clauses
+from db.audit.rules._identity import JudgedClause, identity_rule
 
 
-def check(ctx: Context) -> list[Finding]:
-    return [
-        Finding(
-            rule=RULE.id,
-            severity=Severity.ERROR,
-            object=judged.object,
-            explanation=f"{judged.clause} has the OR branch "
-            f"{'; '.join(judged.verdict.null_escapes)}, which holds when app.user_id is unset "
-            "or empty: a transaction with no identity reaches every tenant's rows",
-            fix=judged.fix,
-        )
-        for judged in judged_clauses(ctx)
-        if judged.verdict.null_escapes
-    ]
+def opens_without_identity(judged: JudgedClause) -> str | None:
+    if not judged.verdict.null_escapes:
+        return None
+    return (
+        f"{judged.clause} has the OR branch "
+        f"{'; '.join(judged.verdict.null_escapes)}, which holds when app.user_id is unset "
+        "or empty: a transaction with no identity reaches every tenant's rows"
+    )
 
 
-RULE = Rule("null_identity_disjunct", "policy opens when the identity is NULL or empty", check)
+RULE = identity_rule(
+    "null_identity_disjunct",
+    "policy opens when the identity is NULL or empty",
+    opens_without_identity,
+)

@@ -8,23 +8,18 @@ identity is unset. Tenant ids are compared for equality, never matched.
 
 from __future__ import annotations
 
-from db.audit.rule import Context, Finding, Rule, Severity
-from db.audit.rules._identity import judged_clauses
+from db.audit.rules._identity import JudgedClause, identity_rule
 
 
-def check(ctx: Context) -> list[Finding]:
-    return [
-        Finding(
-            rule=RULE.id,
-            severity=Severity.ERROR,
-            object=judged.object,
-            explanation=f"{judged.clause} matches {'; '.join(judged.verdict.wildcards)}: an "
-            "identity of '%' (or none at all) admits every tenant's rows",
-            fix=judged.fix,
-        )
-        for judged in judged_clauses(ctx)
-        if judged.verdict.wildcards
-    ]
+def matches_every_user(judged: JudgedClause) -> str | None:
+    if not judged.verdict.wildcards:
+        return None
+    return (
+        f"{judged.clause} matches {'; '.join(judged.verdict.wildcards)}: an "
+        "identity of '%' (or none at all) admits every tenant's rows"
+    )
 
 
-RULE = Rule("identity_wildcard_match", "policy matches the identity as a pattern", check)
+RULE = identity_rule(
+    "identity_wildcard_match", "policy matches the identity as a pattern", matches_every_user
+)

@@ -8,7 +8,7 @@ rls_enabled_no_policy's finding.
 
 from __future__ import annotations
 
-from db.audit.rule import OWN_ROWS, Context, Finding, Rule, Severity
+from db.audit.rule import OWN_ROWS, Context, Hole, Rule, Severity
 
 SQL = """
 WITH runtime AS (SELECT oid FROM pg_roles WHERE rolname = %(role)s),
@@ -42,19 +42,20 @@ def _create_policy(ctx: Context, table: str, name: str, command: str) -> str:
     return f"CREATE POLICY {policy} ON {table} FOR {command} TO {ctx.role} {clauses};"
 
 
-def check(ctx: Context) -> list[Finding]:
-    return [
-        Finding(
-            rule=RULE.id,
-            severity=Severity.WARN,
-            object=f"{table} {command} for {ctx.role}",
-            explanation=f"{ctx.role} holds {command} but no permissive policy admits a row for "
-            f"it: every {command} by the service finds or changes nothing (no leak, a broken "
-            "feature)",
-            fix=_create_policy(ctx, table, name, command),
-        )
-        for table, name, command in ctx.rows(SQL)
-    ]
+def command_finds_nothing(ctx: Context, table: str, name: str, command: str) -> Hole:
+    return Hole(
+        Severity.WARN,
+        object=f"{table} {command} for {ctx.role}",
+        explanation=f"{ctx.role} holds {command} but no permissive policy admits a row for "
+        f"it: every {command} by the service finds or changes nothing (no leak, a broken "
+        "feature)",
+        fix=_create_policy(ctx, table, name, command),
+    )
 
 
-RULE = Rule("granted_command_without_policy", "granted command that no policy admits", check)
+RULE = Rule.per_row(
+    "granted_command_without_policy",
+    "granted command that no policy admits",
+    SQL,
+    command_finds_nothing,
+)

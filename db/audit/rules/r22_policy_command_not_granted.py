@@ -8,7 +8,8 @@ so only policies for one command count.)
 
 from __future__ import annotations
 
-from db.audit.rule import Context, Finding, Rule, Severity
+from db.audit.rule import Context, Hole, Rule, Severity
+from db.audit.rules._shapes import policy_object
 
 SQL = """
 WITH runtime AS (SELECT oid FROM pg_roles WHERE rolname = %(role)s),
@@ -30,28 +31,27 @@ ORDER BY 1, 2
 """
 
 
-def check(ctx: Context) -> list[Finding]:
-    findings = []
-    for table, policy, command in ctx.rows(SQL):
-        column_level = command in ("INSERT", "UPDATE")
-        fix = f"GRANT {command} ON {table} TO {ctx.role};"
-        if column_level:
-            fix = (
-                f"GRANT {command} (<the columns policies/10_privileges.sql lists>) "
-                f"ON {table} TO {ctx.role};"
-            )
-        findings.append(
-            Finding(
-                rule=RULE.id,
-                severity=Severity.WARN,
-                object=f"policy {policy} on {table}",
-                explanation=f"the policy governs {command}, which {ctx.role} may not run: every "
-                f"{command} by the service fails with permission denied (no leak, a broken "
-                "feature)",
-                fix=fix,
-            )
+def command_denied(ctx: Context, table: str, policy: str, command: str) -> Hole:
+    column_level = command in ("INSERT", "UPDATE")
+    fix = f"GRANT {command} ON {table} TO {ctx.role};"
+    if column_level:
+        fix = (
+            f"GRANT {command} (<the columns policies/10_privileges.sql lists>) "
+            f"ON {table} TO {ctx.role};"
         )
-    return findings
+    return Hole(
+        Severity.WARN,
+        object=policy_object(policy, table),
+        explanation=f"the policy governs {command}, which {ctx.role} may not run: every "
+        f"{command} by the service fails with permission denied (no leak, a broken "
+        "feature)",
+        fix=fix,
+    )
 
 
-RULE = Rule("policy_command_not_granted", "policy for a command the runtime role lacks", check)
+RULE = Rule.per_row(
+    "policy_command_not_granted",
+    "policy for a command the runtime role lacks",
+    SQL,
+    command_denied,
+)

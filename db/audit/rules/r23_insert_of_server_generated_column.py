@@ -9,7 +9,8 @@ a column with a default that is part of a unique index, or of a date/time type.
 
 from __future__ import annotations
 
-from db.audit.rule import Context, Finding, Rule, Severity
+from db.audit.rule import Context, Hole, Rule, Severity
+from db.audit.rules._shapes import revoke_from_runtime_role
 
 SQL = """
 WITH runtime AS (SELECT oid, rolsuper FROM pg_roles WHERE rolname = %(role)s)
@@ -37,32 +38,26 @@ ORDER BY 1, 2
 """
 
 
-def check(ctx: Context) -> list[Finding]:
-    findings = []
-    for table, column, key, others in ctx.rows(SQL):
-        regrant = (
-            f"\nGRANT INSERT ({', '.join(others)}) ON {table} TO {ctx.role};" if others else ""
-        )
-        findings.append(
-            Finding(
-                rule=RULE.id,
-                severity=Severity.ERROR if key else Severity.WARN,
-                object=f"{table} ({column})",
-                explanation=f"the runtime role may INSERT {column}, which the table generates: "
-                + (
-                    "a caller can choose keys and learn from a unique violation that another "
-                    "tenant's row holds one"
-                    if key
-                    else "a caller can backdate rows or extend their lifetime"
-                ),
-                fix=f"REVOKE INSERT ON {table} FROM {ctx.role}, PUBLIC;{regrant}",
-            )
-        )
-    return findings
+def caller_chooses_generated_value(
+    ctx: Context, table: str, column: str, key: bool, others: list[str]
+) -> Hole:
+    return Hole(
+        Severity.ERROR if key else Severity.WARN,
+        object=f"{table} ({column})",
+        explanation=f"the runtime role may INSERT {column}, which the table generates: "
+        + (
+            "a caller can choose keys and learn from a unique violation that another "
+            "tenant's row holds one"
+            if key
+            else "a caller can backdate rows or extend their lifetime"
+        ),
+        fix=revoke_from_runtime_role(ctx, "INSERT", table, keep=others),
+    )
 
 
-RULE = Rule(
+RULE = Rule.per_row(
     "insert_of_server_generated_column",
     "runtime role may insert keys or timestamps the table generates",
-    check,
+    SQL,
+    caller_chooses_generated_value,
 )

@@ -9,7 +9,7 @@ TRUNCATE, TRIGGER and REFERENCES are excess_table_privilege's findings.
 
 from __future__ import annotations
 
-from db.audit.rule import Context, Finding, Rule, Severity
+from db.audit.rule import Context, Hole, Rule, Severity
 
 SQL = """
 SELECT format('%%I.%%I', n.nspname, c.relname), a.privilege_type
@@ -23,18 +23,19 @@ ORDER BY 1, 2
 """
 
 
-def check(ctx: Context) -> list[Finding]:
-    return [
-        Finding(
-            rule=RULE.id,
-            severity=Severity.WARN,
-            object=f"{table} {privilege} to PUBLIC",
-            explanation=f"every role, present and future, holds {privilege} on a tenant table; "
-            "only row-level security stands between them and every tenant's rows",
-            fix=f"REVOKE {privilege} ON {table} FROM PUBLIC;",
-        )
-        for table, privilege in ctx.rows(SQL)
-    ]
+def every_role_one_step_from_all_rows(ctx: Context, table: str, privilege: str) -> Hole:
+    return Hole(
+        Severity.WARN,
+        object=f"{table} {privilege} to PUBLIC",
+        explanation=f"every role, present and future, holds {privilege} on a tenant table; "
+        "only row-level security stands between them and every tenant's rows",
+        fix=f"REVOKE {privilege} ON {table} FROM PUBLIC;",
+    )
 
 
-RULE = Rule("tenant_table_granted_to_public", "tenant table privilege granted to PUBLIC", check)
+RULE = Rule.per_row(
+    "tenant_table_granted_to_public",
+    "tenant table privilege granted to PUBLIC",
+    SQL,
+    every_role_one_step_from_all_rows,
+)

@@ -7,23 +7,15 @@ no token needed. Whether a password or pg_hba.conf stops that is outside what th
 
 from __future__ import annotations
 
-from db.audit.rule import Context, Finding, Rule, Severity
+from db.audit.rules._shapes import runtime_role_attribute_rule
 
 SQL = "SELECT quote_ident(rolname) FROM pg_roles WHERE rolname = %(role)s AND rolcanlogin"
 
-
-def check(ctx: Context) -> list[Finding]:
-    return [
-        Finding(
-            rule=RULE.id,
-            severity=Severity.ERROR,
-            object=f"role {role}",
-            explanation="the runtime role can log in: a direct connection as it may set "
-            "app.user_id to any user's id and act as that user without a token",
-            fix=f"ALTER ROLE {role} NOLOGIN;",
-        )
-        for (role,) in ctx.rows(SQL)
-    ]
-
-
-RULE = Rule("runtime_role_can_log_in", "runtime role has LOGIN", check)
+RULE = runtime_role_attribute_rule(
+    "runtime_role_can_log_in",
+    "runtime role has LOGIN",
+    SQL,
+    attribute="LOGIN",
+    explanation="the runtime role can log in: a direct connection as it may set "
+    "app.user_id to any user's id and act as that user without a token",
+)

@@ -8,7 +8,10 @@ CREATEDB lets it create databases it owns: no tenant data, but not what a reques
 
 from __future__ import annotations
 
-from db.audit.rule import Context, Finding, Rule, Severity
+from collections.abc import Iterator
+
+from db.audit.rule import Context, Hole, Rule, Severity
+from db.audit.rules._shapes import drop_role_attribute
 
 SQL = """
 SELECT quote_ident(rolname), rolcreaterole, rolreplication, rolcreatedb
@@ -29,26 +32,23 @@ _LETS_THROUGH = {
 }
 
 
-def check(ctx: Context) -> list[Finding]:
-    findings = []
+def escapes_its_role(ctx: Context) -> Iterator[Hole]:
     for role, createrole, replication, createdb in ctx.rows(SQL):
         held = {"CREATEROLE": createrole, "REPLICATION": replication, "CREATEDB": createdb}
         for attribute, on in held.items():
             if not on:
                 continue
             severity, what = _LETS_THROUGH[attribute]
-            findings.append(
-                Finding(
-                    rule=RULE.id,
-                    severity=severity,
-                    object=f"role {role} {attribute}",
-                    explanation=f"the runtime role {what}",
-                    fix=f"ALTER ROLE {role} NO{attribute};",
-                )
+            yield Hole(
+                severity,
+                object=f"role {role} {attribute}",
+                explanation=f"the runtime role {what}",
+                fix=drop_role_attribute(role, attribute),
             )
-    return findings
 
 
-RULE = Rule(
-    "runtime_role_can_escalate", "runtime role has CREATEROLE, REPLICATION or CREATEDB", check
+RULE = Rule.from_holes(
+    "runtime_role_can_escalate",
+    "runtime role has CREATEROLE, REPLICATION or CREATEDB",
+    escapes_its_role,
 )

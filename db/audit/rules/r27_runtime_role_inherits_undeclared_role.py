@@ -8,7 +8,9 @@ is runtime_role_member_of_privileged's ERROR; this rule reports any membership n
 
 from __future__ import annotations
 
-from db.audit.rule import AuditUnavailable, Context, Finding, Rule, Severity
+from collections.abc import Iterator
+
+from db.audit.rule import AuditUnavailable, Context, Hole, Rule, Severity
 from db.catalog import POLICIES_DIR, ROLES_FILE, declared_role
 
 SQL = """
@@ -19,25 +21,25 @@ ORDER BY 1
 """
 
 
-def check(ctx: Context) -> list[Finding]:
+def inherits_undeclared_privileges(ctx: Context) -> Iterator[Hole]:
     if not (POLICIES_DIR / ROLES_FILE).is_file():
         raise AuditUnavailable(f"no {ROLES_FILE} found at {POLICIES_DIR}")
     _, declared = declared_role(ctx.role)
     role = ctx.quote(ctx.role)[0]
-    return [
-        Finding(
-            rule=RULE.id,
-            severity=Severity.WARN,
+    for quoted, name in ctx.rows(SQL):
+        if name in declared:
+            continue
+        yield Hole(
+            Severity.WARN,
             object=f"role {role} member of {quoted}",
             explanation=f"the runtime role inherits every privilege of {quoted}, now and as it "
             "is granted more, and policies/ declares no such membership",
             fix=f"REVOKE {quoted} FROM {role};",
         )
-        for quoted, name in ctx.rows(SQL)
-        if name not in declared
-    ]
 
 
-RULE = Rule(
-    "runtime_role_inherits_undeclared_role", "runtime role is a member of an undeclared role", check
+RULE = Rule.from_holes(
+    "runtime_role_inherits_undeclared_role",
+    "runtime role is a member of an undeclared role",
+    inherits_undeclared_privileges,
 )

@@ -7,7 +7,7 @@ or the schema is not the one the service was built for.
 
 from __future__ import annotations
 
-from db.audit.rule import Context, Finding, Rule, Severity
+from db.audit.rule import Context, Hole, Rule, Severity
 from db.catalog import TENANT_TABLES
 
 SQL = """
@@ -20,18 +20,20 @@ ORDER BY 1
 """
 
 
-def check(ctx: Context) -> list[Finding]:
-    return [
-        Finding(
-            rule=RULE.id,
-            severity=Severity.WARN,
-            object=table,
-            explanation="the tenant table is missing, and with it its policies: the service "
-            "cannot work against this schema",
-            fix="-- run `tasks-api migrate` (it creates the table and applies policies/)",
-        )
-        for (table,) in ctx.rows(SQL, declared=list(TENANT_TABLES))
-    ]
+def service_cannot_work(ctx: Context, table: str) -> Hole:
+    return Hole(
+        Severity.WARN,
+        object=table,
+        explanation="the tenant table is missing, and with it its policies: the service "
+        "cannot work against this schema",
+        fix="-- run `tasks-api migrate` (it creates the table and applies policies/)",
+    )
 
 
-RULE = Rule("declared_tenant_table_missing", "a declared tenant table does not exist", check)
+RULE = Rule.per_row(
+    "declared_tenant_table_missing",
+    "a declared tenant table does not exist",
+    SQL,
+    service_cannot_work,
+    declared=list(TENANT_TABLES),
+)

@@ -7,7 +7,8 @@ every role with a privilege on the table reaches every row.
 
 from __future__ import annotations
 
-from db.audit.rule import Context, Finding, Rule, Severity
+from db.audit.rule import Context, Hole, Rule, Severity
+from db.audit.rules._shapes import enable_rls
 
 SQL = """
 SELECT format('%%I.%%I', n.nspname, c.relname), count(p.oid)
@@ -20,19 +21,19 @@ ORDER BY 1
 """
 
 
-def check(ctx: Context) -> list[Finding]:
-    return [
-        Finding(
-            rule=RULE.id,
-            severity=Severity.ERROR,
-            object=table,
-            explanation=f"{policies} polic{'y' if policies == 1 else 'ies'} defined but row "
-            "level security is disabled: none of them applies, every row is reachable",
-            fix=f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;\n"
-            f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY;",
-        )
-        for table, policies in ctx.rows(SQL)
-    ]
+def policies_never_applied(ctx: Context, table: str, policies: int) -> Hole:
+    return Hole(
+        Severity.ERROR,
+        object=table,
+        explanation=f"{policies} polic{'y' if policies == 1 else 'ies'} defined but row "
+        "level security is disabled: none of them applies, every row is reachable",
+        fix=enable_rls(table),
+    )
 
 
-RULE = Rule("policy_exists_rls_disabled", "policies exist but row level security is off", check)
+RULE = Rule.per_row(
+    "policy_exists_rls_disabled",
+    "policies exist but row level security is off",
+    SQL,
+    policies_never_applied,
+)

@@ -7,7 +7,7 @@ tools such as pg_repack refuse the table.
 
 from __future__ import annotations
 
-from db.audit.rule import Context, Finding, Rule, Severity
+from db.audit.rule import Context, Hole, Rule, Severity
 
 SQL = """
 SELECT format('%%I.%%I', n.nspname, c.relname)
@@ -19,18 +19,14 @@ ORDER BY 1
 """
 
 
-def check(ctx: Context) -> list[Finding]:
-    return [
-        Finding(
-            rule=RULE.id,
-            severity=Severity.WARN,
-            object=table,
-            explanation="the table has no primary key: its rows cannot be addressed one by one "
-            "and logical replication cannot carry its updates and deletes",
-            fix=f"ALTER TABLE {table} ADD PRIMARY KEY (<its key columns>);",
-        )
-        for (table,) in ctx.rows(SQL)
-    ]
+def rows_not_addressable(ctx: Context, table: str) -> Hole:
+    return Hole(
+        Severity.WARN,
+        object=table,
+        explanation="the table has no primary key: its rows cannot be addressed one by one "
+        "and logical replication cannot carry its updates and deletes",
+        fix=f"ALTER TABLE {table} ADD PRIMARY KEY (<its key columns>);",
+    )
 
 
-RULE = Rule("no_primary_key", "table without a primary key", check)
+RULE = Rule.per_row("no_primary_key", "table without a primary key", SQL, rows_not_addressable)

@@ -7,7 +7,7 @@ fix drops the other one.
 
 from __future__ import annotations
 
-from db.audit.rule import Context, Finding, Rule, Severity
+from db.audit.rule import Context, Hole, Rule, Severity
 
 SQL = """
 SELECT format('%%I.%%I', n.nspname, c.relname),
@@ -27,18 +27,14 @@ ORDER BY 1
 """
 
 
-def check(ctx: Context) -> list[Finding]:
-    return [
-        Finding(
-            rule=RULE.id,
-            severity=Severity.WARN,
-            object=f"{table} ({', '.join(indexes)})",
-            explanation=f"{len(indexes)} identical indexes: each write maintains all of them, "
-            f"reads use one",
-            fix="\n".join(f"DROP INDEX CONCURRENTLY {index};" for index in indexes[1:]),
-        )
-        for table, indexes in ctx.rows(SQL)
-    ]
+def writes_pay_twice(ctx: Context, table: str, indexes: list[str]) -> Hole:
+    return Hole(
+        Severity.WARN,
+        object=f"{table} ({', '.join(indexes)})",
+        explanation=f"{len(indexes)} identical indexes: each write maintains all of them, "
+        f"reads use one",
+        fix="\n".join(f"DROP INDEX CONCURRENTLY {index};" for index in indexes[1:]),
+    )
 
 
-RULE = Rule("duplicate_index", "identical indexes on one table", check)
+RULE = Rule.per_row("duplicate_index", "identical indexes on one table", SQL, writes_pay_twice)

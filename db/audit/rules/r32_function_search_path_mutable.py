@@ -9,7 +9,7 @@ function, as its caller or, for SECURITY DEFINER, as its owner.
 
 from __future__ import annotations
 
-from db.audit.rule import Context, Finding, Rule, Severity
+from db.audit.rule import Context, Hole, Rule, Severity
 
 SQL = """
 SELECT p.oid::regprocedure::text, p.prosecdef
@@ -24,19 +24,20 @@ ORDER BY 1
 """
 
 
-def check(ctx: Context) -> list[Finding]:
-    return [
-        Finding(
-            rule=RULE.id,
-            severity=Severity.WARN,
-            object=f"function {signature}",
-            explanation="the function resolves names through the caller's search_path"
-            + (" while running as its owner (SECURITY DEFINER)" if definer else "")
-            + ": objects planted earlier on that path run inside it",
-            fix=f"ALTER FUNCTION {signature} SET search_path = pg_catalog, {ctx.schema};",
-        )
-        for signature, definer in ctx.rows(SQL)
-    ]
+def planted_objects_run_inside(ctx: Context, signature: str, definer: bool) -> Hole:
+    return Hole(
+        Severity.WARN,
+        object=f"function {signature}",
+        explanation="the function resolves names through the caller's search_path"
+        + (" while running as its owner (SECURITY DEFINER)" if definer else "")
+        + ": objects planted earlier on that path run inside it",
+        fix=f"ALTER FUNCTION {signature} SET search_path = pg_catalog, {ctx.schema};",
+    )
 
 
-RULE = Rule("function_search_path_mutable", "function without a pinned search_path", check)
+RULE = Rule.per_row(
+    "function_search_path_mutable",
+    "function without a pinned search_path",
+    SQL,
+    planted_objects_run_inside,
+)
