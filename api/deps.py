@@ -7,15 +7,13 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 
 from api.auth.caller import Caller, caller_of
-from db.identity import USER_ID_MAX, USER_ID_PATTERN
+from db.identity import USER_ID_RULES
 from db.unit_of_work import UnitOfWork
 
 UserIdPath = Annotated[
     str,
     Path(
-        min_length=1,
-        max_length=USER_ID_MAX,
-        pattern=USER_ID_PATTERN,
+        **USER_ID_RULES,
         description="The caller's user id; must equal the token's identity claim.",
         examples=["user_123"],
     ),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TypedDict
 
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
@@ -27,6 +28,18 @@ _CONTROL = r"\u0000-\u001f\u007f-\u009f"
 # A user id as a URL path segment: no control characters and no `/`, 1..USER_ID_MAX long.
 USER_ID_PATTERN = rf"^[^{_CONTROL}/]+$"
 CONTROL_CHARACTER = re.compile(f"[{_CONTROL}]")
+
+
+class TextRules(TypedDict):
+    """Length and pattern of a text value, in the keyword names pydantic and FastAPI take."""
+
+    min_length: int
+    max_length: int
+    pattern: str
+
+
+# The user id as the OpenAPI document publishes it, in the path and in every task.
+USER_ID_RULES = TextRules(min_length=1, max_length=USER_ID_MAX, pattern=USER_ID_PATTERN)
 
 
 @dataclass(frozen=True)

@@ -312,13 +312,14 @@ async def one_task_write(
 TaskWrite = Annotated[OneTaskWrite, Depends(one_task_write)]
 
 
-@router.put(
-    "/{task_id}",
-    operation_id="replaceTask",
-    summary="Replace a task",
-    response_model=TaskPublic,
-    responses={200: _CHANGED_TASK_RESPONSE, **problem_responses(400, 404, 412, 415)},
-)
+# PUT and PATCH answer alike: the task as now stored, or why the body or precondition failed.
+_CHANGE_BY_BODY: dict[str, Any] = {
+    "response_model": TaskPublic,
+    "responses": {200: _CHANGED_TASK_RESPONSE, **problem_responses(400, 404, 412, 415)},
+}
+
+
+@router.put("/{task_id}", operation_id="replaceTask", summary="Replace a task", **_CHANGE_BY_BODY)
 def replace_task(task_id: TaskIdPath, body: TaskReplace, write: TaskWrite) -> Response:
     """Omitted optional fields go back to their defaults."""
 
@@ -329,11 +330,8 @@ def replace_task(task_id: TaskIdPath, body: TaskReplace, write: TaskWrite) -> Re
 
 
 @router.patch(
-    "/{task_id}",
-    operation_id="updateTask",
-    summary="Change some fields of a task",
-    response_model=TaskPublic,
-    responses={200: _CHANGED_TASK_RESPONSE, **problem_responses(400, 404, 412, 415)},
+    "/{task_id}", operation_id="updateTask", summary="Change some fields of a task",
+    **_CHANGE_BY_BODY,
 )
 def update_task(task_id: TaskIdPath, body: TaskPatch, write: TaskWrite) -> Response:
     """Only the fields sent change; `null` is accepted for `description` alone."""

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from api.http.openapi import omit_default
-from db.identity import USER_ID_MAX, USER_ID_PATTERN
+from db.identity import USER_ID_RULES
 from db.models import DESCRIPTION_MAX, TITLE_MAX
 
 # ECMAScript's \s set, spelled out so the JSON Schema pattern (ECMA-262), pydantic's validator and
@@ -131,7 +131,7 @@ class TaskPublic(BaseModel):
     )
 
     id: uuid.UUID = Field(json_schema_extra={"maxLength": 36})
-    user_id: str = Field(min_length=1, max_length=USER_ID_MAX, pattern=USER_ID_PATTERN)
+    user_id: str = Field(**USER_ID_RULES)
     title: str = Field(min_length=1, max_length=TITLE_MAX, pattern=TITLE_PATTERN)
     description: str | None = Field(max_length=DESCRIPTION_MAX, pattern=DESCRIPTION_PATTERN)
     completed: bool
