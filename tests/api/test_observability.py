@@ -7,6 +7,7 @@ import logging
 import socket
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -54,7 +55,7 @@ def scrape(client: TestClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], 
     }
 
 
-def value(samples: dict, name: str, **labels: str) -> float:  # type: ignore[type-arg]
+def value(samples: dict[Any, float], name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
@@ -84,7 +85,7 @@ def test_a_request_without_an_id_gets_a_generated_one(
 def test_an_unsafe_request_id_is_replaced(
     app_client: Callable[..., TestClient], sent: str
 ) -> None:
-    response = app_client().get("/healthz", headers={"X-Request-ID": sent.encode()})
+    response = app_client().get("/healthz", headers=[(b"X-Request-ID", sent.encode())])
     echoed = response.headers["X-Request-ID"]
     assert echoed != sent
     assert len(echoed) == 32 and echoed.isalnum()

@@ -111,7 +111,7 @@ def test_cursor_pages_cover_every_task_exactly_once(
         url = next_url(response)
         pages += 1
         assert pages <= 10
-    assert sorted(seen) == sorted(t["id"] for t in created)
+    assert sorted(seen) == sorted(str(t["id"]) for t in created)
     assert len(seen) == len(set(seen))
     assert pages == 4
 
@@ -160,7 +160,7 @@ def test_any_cursor_matching_the_pattern_is_accepted(
     ],
 )
 def test_invalid_query_parameters_are_422(
-    client: TestClient, auth: Auth, alice: str, params: dict[str, object]
+    client: TestClient, auth: Auth, alice: str, params: dict[str, str | int]
 ) -> None:
     response = client.get(f"/api/{alice}/tasks", params=params, headers=auth(alice))
     assert response.status_code == 422

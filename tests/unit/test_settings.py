@@ -11,7 +11,7 @@ STRONG = "s" * 32
 
 
 def settings(**env: str) -> Settings:
-    return Settings(_env_file=None, **env)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **env)  # type: ignore[arg-type]
 
 
 @pytest.fixture(autouse=True)
