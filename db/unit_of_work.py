@@ -185,15 +185,23 @@ def _pipelined_read(
     conn: psycopg.Connection[Any], identity: Mapping[str, str], query: Query
 ) -> list[Any]:
     """BEGIN, identity, query, COMMIT in one pipeline; the server runs them in order and skips
-    everything after a failed statement, so the query never runs without its identity."""
+    everything after a failed statement, so the query never runs without its identity.
+
+    The four statements leave together behind one Sync: one round trip. psycopg's own
+    transaction handling would add two (in a pipeline it syncs after the BEGIN it sends and
+    again in `commit()`, before the pipeline's closing Sync), so the statements are explicit and
+    the connection is in autocommit mode only while the pipeline runs.
+    """
     if conn.info.transaction_status != TransactionStatus.IDLE:
         conn.rollback()  # the identity statement must open the transaction
     cursor = conn.cursor(row_factory=namedtuple_row)
+    conn.autocommit = True
     try:
         with conn.pipeline():
+            conn.execute(_BEGIN)
             conn.execute(IDENTITY_SQL, identity)
             cursor.execute(query.sql, query.params)
-            conn.commit()
+            conn.execute(_COMMIT)
         return cursor.fetchall()
     except BaseException:
         if not conn.closed:
@@ -202,3 +210,23 @@ def _pipelined_read(
             except psycopg.Error:
                 log.debug("rollback failed on a broken connection", exc_info=True)
         raise
+    finally:
+        _leave_autocommit(conn)
+
+
+_BEGIN = "BEGIN"
+_COMMIT = "COMMIT"
+
+
+def _leave_autocommit(conn: psycopg.Connection[Any]) -> None:
+    """Hand the connection back as the write path expects it: outside autocommit.
+
+    A pooled connection left in autocommit would run the write path's identity statement as a
+    transaction of its own, so when that cannot be undone the connection is closed (the pool
+    replaces a closed connection).
+    """
+    try:
+        conn.autocommit = False
+    except psycopg.Error:
+        log.debug("closing a connection that could not leave autocommit", exc_info=True)
+        conn.close()

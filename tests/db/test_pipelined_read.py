@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg import pq
 
 from db import tasks
 from db.engine import PoolConfig, build_engine
@@ -90,3 +92,24 @@ def test_a_failing_query_rolls_back_and_the_connection_serves_the_next_read(
         single_connection_db.read(alice, Query("SELECT 1 / 0", {}))
     (row,) = single_connection_db.read(alice, WHO_AM_I)
     assert row.user_id == alice
+
+
+def test_a_read_is_one_round_trip(
+    single_connection_db: UnitOfWork, alice: str, tmp_path: Path
+) -> None:
+    """BEGIN, identity, query and COMMIT leave behind a single Sync (libpq's protocol trace)."""
+    single_connection_db.read(alice, WHO_AM_I)  # connect first: the trace shows the read alone
+    trace = tmp_path / "libpq.trace"
+    with trace.open("w") as sink:
+        pooled = single_connection_db.engine.raw_connection()
+        conn = pooled.driver_connection
+        assert isinstance(conn, psycopg.Connection)
+        conn.pgconn.trace(sink.fileno())
+        conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
+        pooled.close()
+        single_connection_db.read(alice, WHO_AM_I)
+        conn.pgconn.untrace()
+    lines = trace.read_text().splitlines()
+    sent = [line.split("\t")[2] for line in lines if line.startswith("F\t")]
+    assert sent.count("Sync") == 1
+    assert sent.index("Sync") > max(i for i, message in enumerate(sent) if message == "Execute")
