@@ -18,6 +18,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from api.auth.jwks import jwks_keys
 from api.auth.middleware import BearerAuthentication
+from api.auth.token_cache import CachedTokenVerifier
 from api.auth.tokens import TokenVerifier
 from api.http import health
 from api.http.errors import install_error_handlers
@@ -75,7 +76,7 @@ def create_app(
     instrument(uow)
     limits = RateLimits.from_settings(settings)
     jwks = jwks_keys(settings)
-    verifier = TokenVerifier(settings, resolve_key=jwks)
+    verifier = CachedTokenVerifier(TokenVerifier(settings, resolve_key=jwks), settings, jwks)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
