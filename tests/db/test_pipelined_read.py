@@ -113,3 +113,26 @@ def test_a_read_is_one_round_trip(
     sent = [line.split("\t")[2] for line in lines if line.startswith("F\t")]
     assert sent.count("Sync") == 1
     assert sent.index("Sync") > max(i for i, message in enumerate(sent) if message == "Execute")
+
+
+def test_with_prepared_statements_a_repeated_read_is_prepared_and_keeps_its_identity(
+    database_url: str, seed: Callable[..., str], alice: str
+) -> None:
+    """DB_PREPARED_STATEMENTS=true: the hot read is prepared after a few runs (direct
+    PostgreSQL here; behind a pooler only with prepared-statement tracking, tests/pooler)."""
+    config = PoolConfig(size=1, max_overflow=0, prepared_statements=True)
+    db = UnitOfWork(build_engine(database_url, config))
+    try:
+        mine = seed(alice)
+        query = tasks.list_query(
+            alice, status=StatusFilter.all, sort=SortOrder.created_desc, limit=50
+        )
+        pages = [db.read(alice, query)[0] for _ in range(8)]
+        assert all([t["id"] for t in json.loads(page.body)] == [mine] for page in pages)
+        (row,) = db.read(alice, WHO_AM_I)
+        assert (row.role, row.user_id) == ("tasks_app", alice)
+        with db.engine.connect() as conn:
+            prepared = conn.exec_driver_sql("SELECT statement FROM pg_prepared_statements").all()
+        assert any("row_to_json" in statement for (statement,) in prepared)
+    finally:
+        db.dispose()

@@ -27,6 +27,14 @@ from tests.support.server import free_port
 
 PGBOUNCER = Path("/usr/sbin/pgbouncer")
 SHARED_POOL_SIZE = 4
+# The first PgBouncer that tracks protocol-level prepared statements (max_prepared_statements).
+PREPARED_STATEMENTS_SINCE = (1, 21)
+
+
+def version() -> tuple[int, ...]:
+    """The installed PgBouncer's version, e.g. (1, 18, 0)."""
+    out = subprocess.run([str(PGBOUNCER), "--version"], capture_output=True, text=True).stdout
+    return tuple(int(part) for part in out.split()[1].split("."))
 
 
 @dataclass(frozen=True)
@@ -53,7 +61,7 @@ def _run_as(host: str) -> str | None:
     return "nobody"
 
 
-def _config(workdir: Path, database_url: str, port: int) -> str:
+def _config(workdir: Path, database_url: str, port: int, max_prepared_statements: int) -> str:
     host, backend_port, database, user = _backend(database_url)
     target = f"host={host} port={backend_port} dbname={database} user={user}"
     return f"""\
@@ -76,7 +84,7 @@ ignore_startup_parameters = extra_float_digits
 server_reset_query =
 logfile = {workdir}/pgbouncer.log
 pidfile = {workdir}/pgbouncer.pid
-"""
+""" + (f"max_prepared_statements = {max_prepared_statements}\n" if max_prepared_statements else "")
 
 
 def _wait_listening(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -97,7 +105,8 @@ def _wait_listening(port: int, process: subprocess.Popen[bytes], log: Path) -> N
 
 
 @contextmanager
-def pgbouncer(database_url: str) -> Iterator[Pooler]:
+def pgbouncer(database_url: str, max_prepared_statements: int = 0) -> Iterator[Pooler]:
+    """`max_prepared_statements` > 0 turns on PgBouncer's prepared-statement tracking (1.21+)."""
     if not PGBOUNCER.exists():
         raise RuntimeError("PgBouncer is missing: apt-get install pgbouncer (dev.py test does it)")
     host, _, database, user = _backend(database_url)
@@ -105,7 +114,7 @@ def pgbouncer(database_url: str) -> Iterator[Pooler]:
     port = free_port()
     (workdir / "users.txt").write_text(f'"{user}" ""\n')
     config = workdir / "pgbouncer.ini"
-    config.write_text(_config(workdir, database_url, port))
+    config.write_text(_config(workdir, database_url, port, max_prepared_statements))
     log = workdir / "pgbouncer.log"
     log.touch()
     command = [str(PGBOUNCER), "-q"]
