@@ -28,6 +28,7 @@ from typing import Any  # noqa: E402
 
 from bench.load import run_wrk, write_tokens  # noqa: E402
 from bench.seed import Dataset, bench_database  # noqa: E402
+from bench.server import _cpu_seconds as _cpu  # noqa: E402
 from bench.server import serve  # noqa: E402
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -82,17 +83,20 @@ def main(argv: list[str] | None = None) -> int:
                 for conns in connections:
                     for name, service in arms.items():
                         before = service.cpu_seconds()
+                        per_worker = {pid: _cpu(pid) for pid in service.worker_pids()}
                         load = run_wrk(service.base_url, op, tokens, connections=conns,
                                        seconds=args.duration,
                                        tasks_per_user=dataset.tasks_per_user)
                         cpu_us = (service.cpu_seconds() - before) * 1e6 / max(1, load.requests)
+                        spent = [_cpu(pid) - cpu for pid, cpu in per_worker.items()]
+                        shares = "/".join(f"{100 * s / max(sum(spent), 1e-9):.0f}" for s in spent)
                         run = {"rps": load.rps, "p50": load.p50_ms, "p99": load.p99_ms,
                                "cpu_us": cpu_us, "errors": load.errors}
                         results.setdefault((op, name, conns), []).append(run)
                         print(f"  {name} {op:<6} c={conns:<3} {load.rps:7.0f} req/s"
                               f"  p50 {load.p50_ms:6.1f}  p99 {load.p99_ms:6.1f} ms"
                               f"  cpu {cpu_us:5.0f} us/req  errors {load.errors}"
-                              f"  load {os.getloadavg()[0]:.1f}", flush=True)
+                              f"  workers {shares}%  load {os.getloadavg()[0]:.1f}", flush=True)
     print("\nmedians over rounds:")
     for op in ops:
         for conns in connections:
