@@ -184,13 +184,15 @@ def _backoff(attempt: int) -> float:
 def _pipelined_read(
     conn: psycopg.Connection[Any], identity: Mapping[str, str], query: Query
 ) -> list[Any]:
-    """BEGIN, identity, query, COMMIT in one pipeline; the server runs them in order and skips
-    everything after a failed statement, so the query never runs without its identity.
+    """The identity statement and the query in one pipeline, one transaction, one round trip.
 
-    The four statements leave together behind one Sync: one round trip. psycopg's own
-    transaction handling would add two (in a pipeline it syncs after the BEGIN it sends and
-    again in `commit()`, before the pipeline's closing Sync), so the statements are explicit and
-    the connection is in autocommit mode only while the pipeline runs.
+    Up to its Sync, a pipeline is one transaction (PostgreSQL's protocol: the Sync commits what
+    ran since the last one unless a BEGIN block is open, and rolls it back after an error), so
+    the identity statement opens it and its `SET LOCAL` settings die at the Sync. The server
+    runs the statements in order and skips everything after a failed one, so the query never
+    runs without its identity. psycopg's own transaction handling would add two round trips (in
+    a pipeline it syncs after the BEGIN it sends and again in `commit()`), so the connection is
+    in autocommit mode (psycopg sends no BEGIN) only while the pipeline runs.
     """
     if conn.info.transaction_status != TransactionStatus.IDLE:
         conn.rollback()  # the identity statement must open the transaction
@@ -198,10 +200,8 @@ def _pipelined_read(
     conn.autocommit = True
     try:
         with conn.pipeline():
-            conn.execute(_BEGIN)
             conn.execute(IDENTITY_SQL, identity)
             cursor.execute(query.sql, query.params)
-            conn.execute(_COMMIT)
         return cursor.fetchall()
     except BaseException:
         if not conn.closed:
@@ -212,10 +212,6 @@ def _pipelined_read(
         raise
     finally:
         _leave_autocommit(conn)
-
-
-_BEGIN = "BEGIN"
-_COMMIT = "COMMIT"
 
 
 def _leave_autocommit(conn: psycopg.Connection[Any]) -> None:
