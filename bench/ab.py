@@ -5,8 +5,8 @@
 (A) and this one (B) side by side, both with `--workers N`, and runs wrk on A, then B, then A...
 so that whatever else the machine does falls on both arms alike. `--a-env`/`--b-env NAME=VALUE`
 vary a setting instead of the code. Prints req/s, p50/p99 and CPU per request (all the servers'
-processes) per arm, and the B/A ratios; CPU per request moves far less than req/s on a shared
-machine, so judge by it first.
+processes, then "+" PostgreSQL's backends: each arm has its own database) per arm, and the B/A
+ratios; CPU per request moves far less than req/s on a shared machine, so judge by it first.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from typing import Any  # noqa: E402
 from bench.load import run_wrk, write_tokens  # noqa: E402
 from bench.seed import Dataset, bench_database  # noqa: E402
 from bench.server import _cpu_seconds as _cpu  # noqa: E402
-from bench.server import serve  # noqa: E402
+from bench.server import backend_cpu_seconds, serve  # noqa: E402
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -65,15 +65,23 @@ def main(argv: list[str] | None = None) -> int:
     ops = [op for op in args.ops.split(",") if op]
     connections = [int(c) for c in args.connections.split(",") if c]
     results: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
-    with bench_database(args.admin_url, dataset) as url, ExitStack() as stack:
-        base = {"DATABASE_URL": url, "JWT_SECRET": secret, "RATE_LIMIT": "off"}
+    with ExitStack() as stack:
+        # One database per arm, so each arm's PostgreSQL CPU can be told apart.
+        urls = {name: stack.enter_context(bench_database(args.admin_url, dataset)) for name in "AB"}
+        base = {"JWT_SECRET": secret, "RATE_LIMIT": "off"}
         arms = {
-            "A": stack.enter_context(
-                serve(args.workers, base | _env(args.a_env), work / "a.log", args.a_source)
-            ),
-            "B": stack.enter_context(
-                serve(args.workers, base | _env(args.b_env), work / "b.log", args.b_source)
-            ),
+            name: stack.enter_context(
+                serve(
+                    args.workers,
+                    base | {"DATABASE_URL": urls[name]} | _env(extra),
+                    work / f"{name}.log",
+                    source,
+                )
+            )
+            for name, extra, source in (
+                ("A", args.a_env, args.a_source),
+                ("B", args.b_env, args.b_source),
+            )
         }
         for service in arms.values():
             run_wrk(service.base_url, "list", tokens, connections=64, seconds=2,
@@ -83,33 +91,42 @@ def main(argv: list[str] | None = None) -> int:
                 for conns in connections:
                     for name, service in arms.items():
                         before = service.cpu_seconds()
+                        pg_before = backend_cpu_seconds(urls[name])
                         per_worker = {pid: _cpu(pid) for pid in service.worker_pids()}
                         load = run_wrk(service.base_url, op, tokens, connections=conns,
                                        seconds=args.duration,
                                        tasks_per_user=dataset.tasks_per_user)
                         cpu_us = (service.cpu_seconds() - before) * 1e6 / max(1, load.requests)
+                        pg_after = backend_cpu_seconds(urls[name])
+                        pg_us = sum(
+                            cpu - pg_before.get(pid, 0.0) for pid, cpu in pg_after.items()
+                        ) * 1e6 / max(1, load.requests)
                         spent = [_cpu(pid) - cpu for pid, cpu in per_worker.items()]
                         shares = "/".join(f"{100 * s / max(sum(spent), 1e-9):.0f}" for s in spent)
                         run = {"rps": load.rps, "p50": load.p50_ms, "p99": load.p99_ms,
-                               "cpu_us": cpu_us, "errors": load.errors}
+                               "cpu_us": cpu_us, "pg_us": pg_us, "errors": load.errors}
                         results.setdefault((op, name, conns), []).append(run)
                         print(f"  {name} {op:<6} c={conns:<3} {load.rps:7.0f} req/s"
                               f"  p50 {load.p50_ms:6.1f}  p99 {load.p99_ms:6.1f} ms"
-                              f"  cpu {cpu_us:5.0f} us/req  errors {load.errors}"
+                              f"  cpu {cpu_us:5.0f} us/req  pg {pg_us:4.0f} us/req"
+                              f"  errors {load.errors}"
                               f"  workers {shares}%  load {os.getloadavg()[0]:.1f}", flush=True)
     print("\nmedians over rounds:")
     for op in ops:
         for conns in connections:
             med = {
                 name: {k: statistics.median(r[k] for r in results[(op, name, conns)])
-                       for k in ("rps", "p50", "p99", "cpu_us")}
+                       for k in ("rps", "p50", "p99", "cpu_us", "pg_us")}
                 for name in ("A", "B")
             }
             a, b = med["A"], med["B"]
-            print(f"  {op:<6} c={conns:<3} A {a['rps']:7.0f} req/s {a['cpu_us']:5.0f} us/req"
-                  f" p99 {a['p99']:6.1f} | B {b['rps']:7.0f} req/s {b['cpu_us']:5.0f} us/req"
-                  f" p99 {b['p99']:6.1f} | B/A req/s {b['rps'] / a['rps']:.2f}"
-                  f" cpu {b['cpu_us'] / a['cpu_us']:.2f}")
+            print(f"  {op:<6} c={conns:<3} A {a['rps']:7.0f} req/s {a['cpu_us']:5.0f}+"
+                  f"{a['pg_us']:4.0f} us/req p50 {a['p50']:5.1f} p99 {a['p99']:6.1f}"
+                  f" | B {b['rps']:7.0f} req/s {b['cpu_us']:5.0f}+{b['pg_us']:4.0f} us/req"
+                  f" p50 {b['p50']:5.1f} p99 {b['p99']:6.1f}"
+                  f" | B/A req/s {b['rps'] / a['rps']:.2f}"
+                  f" server cpu {b['cpu_us'] / a['cpu_us']:.2f}"
+                  f" total cpu {(b['cpu_us'] + b['pg_us']) / (a['cpu_us'] + a['pg_us']):.2f}")
     return 0
 
 
