@@ -87,6 +87,10 @@ def create_app(
         # frozen, it is never rescanned by the collector, which shortens its pauses.
         gc.collect()
         gc.freeze()
+        # As many blocking handlers at once as the pool keeps connections: a thread beyond that
+        # only waits, or opens an overflow connection that is closed again on return; that churn
+        # cost a third of list's throughput at 64 connections (docs/performance.md).
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.db_pool_size
         yield
         await limits.limiter.aclose()
         uow.dispose()
