@@ -29,7 +29,7 @@ from typing import Any  # noqa: E402
 from bench.load import run_wrk, write_tokens  # noqa: E402
 from bench.seed import Dataset, bench_database  # noqa: E402
 from bench.server import _cpu_seconds as _cpu  # noqa: E402
-from bench.server import backend_cpu_seconds, serve  # noqa: E402
+from bench.server import backend_cpu, serve  # noqa: E402
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -91,16 +91,13 @@ def main(argv: list[str] | None = None) -> int:
                 for conns in connections:
                     for name, service in arms.items():
                         before = service.cpu_seconds()
-                        pg_before = backend_cpu_seconds(urls[name])
                         per_worker = {pid: _cpu(pid) for pid in service.worker_pids()}
-                        load = run_wrk(service.base_url, op, tokens, connections=conns,
-                                       seconds=args.duration,
-                                       tasks_per_user=dataset.tasks_per_user)
+                        with backend_cpu(urls[name]) as pg_seconds:
+                            load = run_wrk(service.base_url, op, tokens, connections=conns,
+                                           seconds=args.duration,
+                                           tasks_per_user=dataset.tasks_per_user)
                         cpu_us = (service.cpu_seconds() - before) * 1e6 / max(1, load.requests)
-                        pg_after = backend_cpu_seconds(urls[name])
-                        pg_us = sum(
-                            cpu - pg_before.get(pid, 0.0) for pid, cpu in pg_after.items()
-                        ) * 1e6 / max(1, load.requests)
+                        pg_us = pg_seconds[0] * 1e6 / max(1, load.requests)
                         spent = [_cpu(pid) - cpu for pid, cpu in per_worker.items()]
                         shares = "/".join(f"{100 * s / max(sum(spent), 1e-9):.0f}" for s in spent)
                         run = {"rps": load.rps, "p50": load.p50_ms, "p99": load.p99_ms,

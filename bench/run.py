@@ -45,7 +45,7 @@ from bench import profile, report  # noqa: E402
 from bench.floor import find_pgbench, measure_floor  # noqa: E402
 from bench.load import require_wrk, run_wrk, write_tokens  # noqa: E402
 from bench.seed import Dataset, bench_database  # noqa: E402
-from bench.server import backend_cpu_seconds, serve  # noqa: E402
+from bench.server import backend_cpu, serve  # noqa: E402
 
 OPS = ("list", "get", "create", "update")
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -191,8 +191,7 @@ def _measure(
         else _nothing()
     )
     cpu_before = service.cpu_seconds()
-    pg_before = backend_cpu_seconds(url)
-    with service.peak_rss() as rss, profiling:
+    with service.peak_rss() as rss, backend_cpu(url) as pg_seconds, profiling:
         load = run_wrk(
             service.base_url,
             op,
@@ -203,8 +202,7 @@ def _measure(
         )
     requests = max(1, load.requests)
     cpu_ms = (service.cpu_seconds() - cpu_before) * 1000 / requests
-    pg_after = backend_cpu_seconds(url)
-    pg_us = sum(cpu - pg_before.get(pid, 0.0) for pid, cpu in pg_after.items()) * 1e6 / requests
+    pg_us = pg_seconds[0] * 1e6 / requests
     run = {"op": op, "workers": service.workers, "connections": conns, "rate_limit": limit}
     run |= asdict(load) | {"errors": load.errors, "rss_mb": [round(mb, 1) for mb in rss]}
     # CPU per request moves far less than req/s when other work shares the machine.

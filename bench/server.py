@@ -56,17 +56,52 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+_BACKENDS = (
+    "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+    " AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+)
+
+
 def backend_cpu_seconds(url: str) -> dict[int, float]:
     """CPU time so far of each PostgreSQL backend serving `url`'s database (this one excluded):
     the database's side of the requests, when it runs on this machine."""
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as conn:
-        pids = conn.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
-            " AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
-        ).fetchall()
-    return {pid: _cpu_seconds(pid) for (pid,) in pids}
+        return {pid: _cpu_seconds(pid) for (pid,) in conn.execute(_BACKENDS).fetchall()}
+
+
+@contextmanager
+def backend_cpu(url: str, interval: float = 0.25) -> Iterator[list[float]]:
+    """CPU seconds the database's backends spent while the block ran (yields a one-item list,
+    filled at the end). Sampled every `interval` over one connection, so a backend that is
+    opened and closed during the block (a pool's overflow connection) still counts, up to its
+    last sample."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+
+        def now() -> dict[int, float]:
+            return {pid: _cpu_seconds(pid) for (pid,) in conn.execute(_BACKENDS).fetchall()}
+
+        first = now()
+        last = dict(first)
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.wait(interval):
+                last.update(now())
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        result: list[float] = []
+        sampler.start()
+        try:
+            yield result
+        finally:
+            stop.set()
+            sampler.join()
+            last.update(now())
+            result.append(sum(cpu - first.get(pid, 0.0) for pid, cpu in last.items()))
 
 
 def _cmdline(pid: int) -> str:
