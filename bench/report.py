@@ -122,6 +122,8 @@ def targets_text(checks: list[Result]) -> str:
         shown = f"{value:.1%}" if isinstance(value, float) and value < 5 else f"{value:.1f}"
         if isinstance(value, int):
             shown = str(value)
+        if c["met"] is None and isinstance(value, float):
+            shown = f"{value:.2f}x"
         verdict = "info " if c["met"] is None else "met  " if c["met"] else "SHORT"
         lines.append(f"  {verdict} {c['target']}: {shown} ({c['goal']})")
     return "\n".join(lines)
