@@ -73,6 +73,8 @@ class CachedTokenVerifier:
         self._clock = clock
         self._entries: dict[str, _Verified] = {}
         self._bytes = 0
+        self._secret: object = None
+        self._secret_digest: bytes | None = None
         self._keys = self._key_generation()
 
     @property
@@ -110,8 +112,12 @@ class CachedTokenVerifier:
 
     def _key_generation(self) -> Hashable:
         secret = self._settings.jwt_secret
-        digest = hashlib.sha256(secret.get_secret_value().encode()).digest() if secret else None
-        return (digest, self._jwks.generation if self._jwks is not None else None)
+        if secret is not self._secret:  # hashed once per secret, not once per request
+            self._secret = secret
+            self._secret_digest = (
+                hashlib.sha256(secret.get_secret_value().encode()).digest() if secret else None
+            )
+        return (self._secret_digest, self._jwks.generation if self._jwks is not None else None)
 
     def _check_times(self, entry: _Verified, now: float) -> None:
         """The time rules TokenVerifier applies (PyJWT's, then the maximum lifetime)."""
