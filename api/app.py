@@ -19,6 +19,7 @@ from fastapi_offline import FastAPIOffline
 
 from api.auth.jwks import jwks_keys
 from api.auth.middleware import BearerAuthentication
+from api.auth.token_cache import CachedTokenVerifier
 from api.auth.tokens import TokenVerifier
 from api.http import health
 from api.http.consistency import HEADER as CONSISTENCY_TOKEN
@@ -90,7 +91,7 @@ def create_app(
     instrument(uow)
     limits = RateLimits.from_settings(settings)
     jwks = jwks_keys(settings)
-    verifier = TokenVerifier(settings, resolve_key=jwks)
+    verifier = CachedTokenVerifier(TokenVerifier(settings, resolve_key=jwks), settings, jwks)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -104,6 +105,10 @@ def create_app(
         # frozen, it is never rescanned by the collector, which shortens its pauses.
         gc.collect()
         gc.freeze()
+        # As many blocking handlers at once as the pool keeps connections: a thread beyond that
+        # only waits, or opens an overflow connection that is closed again on return; that churn
+        # cost a third of list's throughput at 64 connections (docs/performance.md).
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.db_pool_size
         yield
         await limits.limiter.aclose()
         uow.dispose()

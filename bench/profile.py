@@ -34,10 +34,10 @@ COMPONENTS = (
     ("database driver, pool and ORM (psycopg, sqlalchemy, sqlmodel, db/)",
      ("psycopg", "sqlalchemy", "sqlmodel", "db/")),
     ("thread-pool hand-off (anyio, threading, queue)", ("anyio/", "threading.py", "queue.py")),
-    ("JWT verification (jwt, api/auth.py)", ("jwt/", "api/auth.py", "cryptography")),
+    ("JWT verification (jwt, api/auth/)", ("jwt/", "api/auth/", "cryptography")),
     ("JSON and validation (pydantic)", ("pydantic",)),
-    ("logs and metrics (logging, prometheus, api/observability.py)",
-     ("logging/", "prometheus_client", "api/observability.py", "api/metrics.py")),
+    ("logs and metrics (logging, prometheus, api/observability/)",
+     ("logging/", "prometheus_client", "api/observability/")),
     ("rate limiter (api/ratelimit*)", ("api/ratelimit",)),
     ("FastAPI and Starlette (routing, params, responses)", ("fastapi/", "starlette/")),
     ("HTTP server and event loop (uvicorn, asyncio)", ("uvicorn/", "asyncio/", "uvloop")),
@@ -50,6 +50,32 @@ def _component(label: str) -> str:
         if any(marker in label for marker in markers):
             return name
     return "other (stdlib, interpreter)"
+
+
+# The split bench/run.py prints per request: each component above folds into one of these.
+SPLIT = ("http+framework", "jwt", "driver", "json")
+
+
+def _split_of(component: str) -> str:
+    if component.startswith("JWT"):
+        return "jwt"
+    if component.startswith("database driver"):
+        return "driver"
+    if component.startswith("JSON"):
+        return "json"
+    return "http+framework"
+
+
+def split(raw: Path) -> dict[str, float]:
+    """Share of the worker's Python samples per SPLIT entry (empty when nothing was sampled)."""
+    counts: Counter[str] = Counter()
+    for line in raw.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if stack and count_text.isdigit():
+            leaf = _label([f for f in stack.split(";") if f][-1])
+            counts[_split_of(_component(leaf))] += int(count_text)
+    total = sum(counts.values())
+    return {name: counts[name] / total for name in SPLIT} if total else {}
 
 
 def record(pid: int, seconds: float, out: Path, rate: int = 250) -> Path:

@@ -45,11 +45,12 @@ from bench import profile, report  # noqa: E402
 from bench.floor import find_pgbench, measure_floor  # noqa: E402
 from bench.load import require_wrk, run_wrk, write_tokens  # noqa: E402
 from bench.seed import Dataset, bench_database  # noqa: E402
-from bench.server import serve  # noqa: E402
+from bench.server import backend_cpu, serve  # noqa: E402
 
 OPS = ("list", "get", "create", "update")
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 LIMITER_ON = "100000/s"  # exercised on every request, never rejects one
+FRAMEWORK_FLOOR = "bench.framework_floor:create_app"
 
 
 def _ints(text: str) -> list[int]:
@@ -81,6 +82,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--floor-duration", type=float, default=5.0, help="seconds per pgbench")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per server")
     parser.add_argument("--no-limiter-row", action="store_true", help="skip the limiter-on row")
+    parser.add_argument(
+        "--no-framework-floor", action="store_true",
+        help="skip the framework floor (a constant list through the same stack)",
+    )
+    parser.add_argument(
+        "--no-split", action="store_true",
+        help="skip the per-component CPU split (py-spy at the fewest connections, most workers)",
+    )
     parser.add_argument(
         "--profile",
         choices=OPS,
@@ -135,11 +144,11 @@ def _machine(url: str, source: Path | None) -> dict[str, Any]:
 
 
 @contextmanager
-def _profiled(service: Any, args: argparse.Namespace, op: str, enabled: bool) -> Iterator[None]:
-    """py-spy the first worker for most of the block; the summary goes next to the results."""
-    if not enabled:
-        yield
-        return
+def _profiled(
+    service: Any, args: argparse.Namespace, op: str, summary: bool, shares: dict[str, float]
+) -> Iterator[None]:
+    """py-spy the first worker for most of the block: `shares` gets the component split, and
+    with `summary` the full summary goes next to the results."""
     raw = Path(tempfile.mkdtemp(prefix="tasks-bench-profile-")) / f"{op}.raw"
     pid = service.worker_pids()[0]
     seconds = max(1.0, args.duration - 1)
@@ -149,22 +158,30 @@ def _profiled(service: Any, args: argparse.Namespace, op: str, enabled: bool) ->
         yield
     finally:
         recorder.join()
-        summary = profile.summarise(raw)
-        (args.output / f"{args.label}-profile-{op}.txt").write_text(summary + "\n")
-        print(f"bench: profile of {op} in {args.output / f'{args.label}-profile-{op}.txt'}")
+        if raw.exists():
+            shares.update(profile.split(raw))
+            if summary:
+                text = profile.summarise(raw)
+                (args.output / f"{args.label}-profile-{op}.txt").write_text(text + "\n")
+                print(f"bench: profile of {op} in {args.output / f'{args.label}-profile-{op}.txt'}")
 
 
 def _measure(
-    service: Any, args: argparse.Namespace, tokens: Path, op: str, conns: int, limit: str
+    service: Any,
+    args: argparse.Namespace,
+    tokens: Path,
+    op: str,
+    conns: int,
+    limit: str,
+    url: str,
 ) -> dict[str, Any]:
-    profiling = (
-        args.profile == op
-        and limit == "off"
-        and conns == min(args.connections)
-        and service.workers == max(args.workers)
+    sampled = (
+        limit == "off" and conns == min(args.connections) and service.workers == max(args.workers)
     )
+    summary = sampled and args.profile == op
+    shares: dict[str, float] = {}
     cpu_before = service.cpu_seconds()
-    with service.peak_rss() as rss, _profiled(service, args, op, profiling):
+    with service.peak_rss() as rss, backend_cpu(url) as pg_seconds:
         load = run_wrk(
             service.base_url,
             op,
@@ -173,15 +190,32 @@ def _measure(
             seconds=args.duration,
             tasks_per_user=args.tasks_per_user,
         )
-    cpu_ms = (service.cpu_seconds() - cpu_before) * 1000 / max(1, load.requests)
+    cpu_after = service.cpu_seconds()
+    if summary or (sampled and not args.no_split):
+        # A run of its own: py-spy's sampling costs the worker CPU, so it stays out of the
+        # figures above and only yields the split.
+        with _profiled(service, args, op, summary, shares):
+            run_wrk(
+                service.base_url, op, tokens, connections=conns, seconds=args.duration,
+                tasks_per_user=args.tasks_per_user,
+            )
+    requests = max(1, load.requests)
+    cpu_ms = (cpu_after - cpu_before) * 1000 / requests
+    pg_us = pg_seconds[0] * 1e6 / requests
     run = {"op": op, "workers": service.workers, "connections": conns, "rate_limit": limit}
     run |= asdict(load) | {"errors": load.errors, "rss_mb": [round(mb, 1) for mb in rss]}
     # CPU per request moves far less than req/s when other work shares the machine.
     run |= {"cpu_ms_per_request": round(cpu_ms, 3), "load_average": os.getloadavg()[0]}
+    run |= {"pg_us_per_request": round(pg_us, 1)}
+    if shares:
+        # py-spy samples Python holding the GIL; the split scales the server's CPU by them.
+        run["cpu_us_split"] = {
+            name: round(cpu_ms * 1000 * share, 1) for name, share in shares.items()
+        }
     line = (
-        f"  {op:<6} w={service.workers} c={conns:<3} limiter={limit:<8} {load.rps:8.0f} req/s"
+        f"  {op:<8} w={service.workers} c={conns:<3} limiter={limit:<8} {load.rps:8.0f} req/s"
         f"  p50 {load.p50_ms:6.1f} ms  p99 {load.p99_ms:6.1f} ms  errors {load.errors}"
-        f"  cpu {cpu_ms:.2f} ms/req  load {run['load_average']:.1f}"
+        f"  cpu {cpu_ms:.2f} ms/req  pg {pg_us:.0f} us/req  load {run['load_average']:.1f}"
     )
     print(line, flush=True)
     return run
@@ -230,7 +264,22 @@ def main(argv: list[str] | None = None) -> int:
                 if limit != "off":
                     matrix = [("list", min(args.connections))]
                 for op, conns in matrix:
-                    results["runs"].append(_measure(service, args, tokens, op, conns, limit))
+                    results["runs"].append(
+                        _measure(service, args, tokens, op, conns, limit, url)
+                    )
+        if not args.no_framework_floor:
+            env = {"DATABASE_URL": url, "JWT_SECRET": secret, "RATE_LIMIT": "off"}
+            with serve(
+                max(args.workers), env, work / "framework.log", app=FRAMEWORK_FLOOR
+            ) as service:
+                run_wrk(
+                    service.base_url, "constant", tokens, connections=max(args.connections),
+                    seconds=args.warmup, tasks_per_user=dataset.tasks_per_user,
+                )
+                for conns in args.connections:
+                    results["runs"].append(
+                        _measure(service, args, tokens, "constant", conns, "off", url)
+                    )
     results["seconds"] = round(time.monotonic() - t0, 1)
     results["targets"] = report.targets(results)
     json_path = args.output / f"{args.label}.json"

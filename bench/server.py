@@ -7,12 +7,15 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
@@ -51,6 +54,54 @@ def _cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+_BACKENDS = (
+    "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+    " AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+)
+
+
+def backend_cpu_seconds(url: str) -> dict[int, float]:
+    """CPU time so far of each PostgreSQL backend serving `url`'s database (this one excluded):
+    the database's side of the requests, when it runs on this machine."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        return {pid: _cpu_seconds(pid) for (pid,) in conn.execute(_BACKENDS).fetchall()}
+
+
+@contextmanager
+def backend_cpu(url: str, interval: float = 0.25) -> Iterator[list[float]]:
+    """CPU seconds the database's backends spent while the block ran (yields a one-item list,
+    filled at the end). Sampled every `interval` over one connection, so a backend that is
+    opened and closed during the block (a pool's overflow connection) still counts, up to its
+    last sample."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+
+        def now() -> dict[int, float]:
+            return {pid: _cpu_seconds(pid) for (pid,) in conn.execute(_BACKENDS).fetchall()}
+
+        first = now()
+        last = dict(first)
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.wait(interval):
+                last.update(now())
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        result: list[float] = []
+        sampler.start()
+        try:
+            yield result
+        finally:
+            stop.set()
+            sampler.join()
+            last.update(now())
+            result.append(sum(cpu - first.get(pid, 0.0) for pid, cpu in last.items()))
 
 
 def _cmdline(pid: int) -> str:
@@ -136,16 +187,25 @@ def serve(
     log_path: Path,
     source: Path | None = None,
     ready_timeout: float = 60.0,
+    app: str | None = None,
 ) -> Iterator[Service]:
     """Start `tasks-api serve --workers N` on a free port; stop it (and only it) afterwards.
 
     `source` serves another checkout of the code (e.g. a `git worktree` of an older commit)
-    with this virtualenv, so two versions can be compared under the same conditions.
+    with this virtualenv, so two versions can be compared under the same conditions. `app`
+    ("module:factory") serves another application with the server and flags `serve` uses
+    (bench/framework_floor.py).
     """
     port = free_port()
     command = [sys.executable, "-m", "cli.main", "serve", "--workers", str(workers)]
     command += ["--port", str(port)]
     extra = {"PYTHONPATH": str(source)} if source else {}
+    if app is not None:
+        command = [sys.executable, "-m", "uvicorn", app, "--factory", "--workers", str(workers)]
+        command += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
+        command += ["--no-server-header", "--no-proxy-headers", "--log-level", "warning"]
+        metrics = tempfile.mkdtemp(prefix="tasks-bench-metrics-")
+        extra |= {"PYTHONPATH": str(ROOT), "PROMETHEUS_MULTIPROC_DIR": metrics}
     with log_path.open("ab") as log:
         process = subprocess.Popen(
             command,

@@ -145,6 +145,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # the cleanup below and the embedded PostgreSQL's stop at exit; this one exits normally.
     signal.signal(signal.SIGTERM, _exit_after_shutdown)
     try:
+        # uvicorn (uvloop, httptools) measured against granian behind the same app: granian cost
+        # as much or more CPU per request (docs/performance.md), so serve stays on uvicorn.
         uvicorn.run(
             "api.app:create_app",
             factory=True,

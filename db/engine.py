@@ -88,6 +88,10 @@ def build_engine(url: str, config: PoolConfig | None = None) -> Engine:
 
     Prepared statements are off unless asked for: PgBouncer in transaction mode (before 1.21)
     and Neon's pooler may hand the next transaction a server connection that never saw them.
+    Turn them on (DB_PREPARED_STATEMENTS=true) directly against PostgreSQL or behind PgBouncer
+    1.21+ with `max_prepared_statements` > 0, which tracks protocol-level prepared statements:
+    psycopg then prepares a statement on its fifth run, the pipelined read included
+    (docs/performance.md has the measured gain, and what is not yet proved behind a pooler).
     """
     cfg = config or PoolConfig()
     engine = create_engine(

@@ -318,14 +318,23 @@ def _pipelined_read(
     query: Query,
     at_least: int | None = None,
 ) -> list[Any] | None:
-    """BEGIN, identity, query, COMMIT in one pipeline; the server runs them in order and skips
-    everything after a failed statement, so the query never runs without its identity.
+    """The identity statement and the query in one pipeline, one transaction, one round trip.
+
+    Up to its Sync, a pipeline is one transaction (PostgreSQL's protocol: the Sync commits what
+    ran since the last one unless a BEGIN block is open, and rolls it back after an error), so
+    the identity statement opens it and its `SET LOCAL` settings die at the Sync. The server
+    runs the statements in order and skips everything after a failed one, so the query never
+    runs without its identity. psycopg's own transaction handling would add two round trips (in
+    a pipeline it syncs after the BEGIN it sends and again in `commit()`), so the connection is
+    in autocommit mode (psycopg sends no BEGIN) only while the pipeline runs.
 
     With `at_least` (a replica read for a client's last write), the replay position is checked
-    in the same pipeline; None when the server has not replayed that far."""
+    in the same pipeline; None when the server has not replayed that far.
+    """
     if conn.info.transaction_status != TransactionStatus.IDLE:
         conn.rollback()  # the identity statement must open the transaction
     cursor = conn.cursor(row_factory=namedtuple_row)
+    conn.autocommit = True
     try:
         with conn.pipeline():
             conn.execute(IDENTITY_SQL, identity)
@@ -335,7 +344,6 @@ def _pipelined_read(
                 else conn.execute(_REPLAYED_AT_LEAST, {"at_least": format_lsn(at_least)})
             )
             cursor.execute(query.sql, query.params)
-            conn.commit()
         if replayed is not None:
             row = replayed.fetchone()
             if row is None or not row[0]:
@@ -348,3 +356,19 @@ def _pipelined_read(
             except psycopg.Error:
                 log.debug("rollback failed on a broken connection", exc_info=True)
         raise
+    finally:
+        _leave_autocommit(conn)
+
+
+def _leave_autocommit(conn: psycopg.Connection[Any]) -> None:
+    """Hand the connection back as the write path expects it: outside autocommit.
+
+    A pooled connection left in autocommit would run the write path's identity statement as a
+    transaction of its own, so when that cannot be undone the connection is closed (the pool
+    replaces a closed connection).
+    """
+    try:
+        conn.autocommit = False
+    except psycopg.Error:
+        log.debug("closing a connection that could not leave autocommit", exc_info=True)
+        conn.close()

@@ -121,6 +121,13 @@ class JwksKeys:
         self._snapshot: _Snapshot | None = None
         self._last_attempt: float | None = None
         self._lock = threading.Lock()
+        self._document: bytes | None = None
+        self._generation = 0
+
+    @property
+    def generation(self) -> int:
+        """Changes whenever a refresh brings a different key set (api.auth.token_cache)."""
+        return self._generation
 
     def __call__(self, kid: str | None, alg: str, *, may_fetch: bool = True) -> Any:
         now = self._clock()
@@ -160,10 +167,14 @@ class JwksKeys:
                 return  # a concurrent request fetched it moments ago
             self._last_attempt = now
             try:
-                keys = parse_jwks(self._fetch())
+                document = self._fetch()
+                keys = parse_jwks(document)
             except JwksError as exc:
                 log.warning("JWKS refresh failed (keeping %s): %s", self._kept(), exc)
                 return
+            if document != self._document:
+                self._document = document
+                self._generation += 1
             self._snapshot = _Snapshot(keys=keys, fetched_at=self._clock())
             log.info("JWKS refreshed: %d key(s), kids %s", len(keys), [k.kid for k in keys])
 

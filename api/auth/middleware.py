@@ -12,6 +12,7 @@ import anyio.to_thread
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.auth.caller import Caller, authenticate
+from api.auth.token_cache import CachedTokenVerifier
 from api.auth.tokens import InvalidToken, KeyFetchNeeded, TokenVerifier
 from api.paths import API_PREFIX
 from api.problems import NotAuthenticated, Problem, refuse
@@ -50,7 +51,7 @@ def bearer_token(scope: Scope) -> str:
 class BearerAuthentication:
     """Verifies the JWT of every request under /api/ and records the verified `Caller`."""
 
-    def __init__(self, app: ASGIApp, verifier: TokenVerifier) -> None:
+    def __init__(self, app: ASGIApp, verifier: TokenVerifier | CachedTokenVerifier) -> None:
         self.app = app
         self.verifier = verifier
 

@@ -1,6 +1,7 @@
 -- wrk script: every request acts as a random seeded user with that user's own token.
 -- Arguments (after `--`): token file ("user token" per line), operation, tasks per user.
--- Operations: list, get, create, update (PATCH completed). Task ids follow bench/seed.py.
+-- Operations: list, get, create, update (PATCH completed), constant (bench/framework_floor.py).
+-- Task ids follow bench/seed.py.
 
 local tokens = {}
 local op = "list"
@@ -37,6 +38,8 @@ function request()
    local base = "/api/" .. user .. "/tasks"
    if op == "list" then
       return wrk.format("GET", base, headers)
+   elseif op == "constant" then
+      return wrk.format("GET", "/api/" .. user .. "/constant", headers)
    elseif op == "get" then
       return wrk.format("GET", base .. "/" .. task_id(user), headers)
    elseif op == "create" then

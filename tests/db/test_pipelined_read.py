@@ -7,11 +7,14 @@ connection that died while idle.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg import pq
 
 from db import tasks
 from db.engine import PoolConfig, build_engine
@@ -61,8 +64,8 @@ def test_a_read_sees_only_the_callers_rows(
     mine = seed(alice, "alice's")
     seed(bob, "bob's")
     query = tasks.list_query(alice, status=StatusFilter.all, sort=SortOrder.created_desc, limit=50)
-    rows = single_connection_db.read(alice, query)
-    assert [str(r.id) for r in rows] == [mine]
+    (page,) = single_connection_db.read(alice, query)
+    assert [task["id"] for task in json.loads(page.body)] == [mine]
 
 
 def test_another_users_task_reads_as_no_row(
@@ -89,3 +92,47 @@ def test_a_failing_query_rolls_back_and_the_connection_serves_the_next_read(
         single_connection_db.read(alice, Query("SELECT 1 / 0", {}))
     (row,) = single_connection_db.read(alice, WHO_AM_I)
     assert row.user_id == alice
+
+
+def test_a_read_is_one_round_trip(
+    single_connection_db: UnitOfWork, alice: str, tmp_path: Path
+) -> None:
+    """BEGIN, identity, query and COMMIT leave behind a single Sync (libpq's protocol trace)."""
+    single_connection_db.read(alice, WHO_AM_I)  # connect first: the trace shows the read alone
+    trace = tmp_path / "libpq.trace"
+    with trace.open("w") as sink:
+        pooled = single_connection_db.engine.raw_connection()
+        conn = pooled.driver_connection
+        assert isinstance(conn, psycopg.Connection)
+        conn.pgconn.trace(sink.fileno())
+        conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
+        pooled.close()
+        single_connection_db.read(alice, WHO_AM_I)
+        conn.pgconn.untrace()
+    lines = trace.read_text().splitlines()
+    sent = [line.split("\t")[2] for line in lines if line.startswith("F\t")]
+    assert sent.count("Sync") == 1
+    assert sent.index("Sync") > max(i for i, message in enumerate(sent) if message == "Execute")
+
+
+def test_with_prepared_statements_a_repeated_read_is_prepared_and_keeps_its_identity(
+    database_url: str, seed: Callable[..., str], alice: str
+) -> None:
+    """DB_PREPARED_STATEMENTS=true: the hot read is prepared after a few runs (direct
+    PostgreSQL here; behind a pooler only with prepared-statement tracking, tests/pooler)."""
+    config = PoolConfig(size=1, max_overflow=0, prepared_statements=True)
+    db = UnitOfWork(build_engine(database_url, config))
+    try:
+        mine = seed(alice)
+        query = tasks.list_query(
+            alice, status=StatusFilter.all, sort=SortOrder.created_desc, limit=50
+        )
+        pages = [db.read(alice, query)[0] for _ in range(8)]
+        assert all([t["id"] for t in json.loads(page.body)] == [mine] for page in pages)
+        (row,) = db.read(alice, WHO_AM_I)
+        assert (row.role, row.user_id) == ("tasks_app", alice)
+        with db.engine.connect() as conn:
+            prepared = conn.exec_driver_sql("SELECT statement FROM pg_prepared_statements").all()
+        assert any("row_to_json" in statement for (statement,) in prepared)
+    finally:
+        db.dispose()
