@@ -9,7 +9,7 @@ import shutil
 import signal
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from pydantic import ValidationError
 
@@ -300,6 +300,21 @@ def cmd_openapi(_: argparse.Namespace) -> int:
     return 0
 
 
+def _database_report(
+    parser: argparse.ArgumentParser, command: Callable[[argparse.Namespace], int], json_shape: str
+) -> None:
+    """The DBA commands share their shape: a report on one database, as a table or as JSON."""
+    parser.add_argument("--json", action="store_true", help=f"print {json_shape}")
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        metavar="URL",
+        help=f"database to {parser.prog.split()[-1]} (default: MIGRATION_DATABASE_URL, else "
+        "DATABASE_URL, else the embedded database)",
+    )
+    parser.set_defaults(func=command)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tasks-api",
@@ -331,49 +346,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     migrate.set_defaults(func=cmd_migrate)
 
-    audit = sub.add_parser(
-        "audit",
-        help="report what the live database enforces (the DBA audit)",
-        description="Read the live catalog and report every way tenant isolation could fail: "
-        "RLS off or not forced, missing or permissive policies, a runtime role that is a "
-        "superuser, has BYPASSRLS, owns or inherits too much, excess grants, SECURITY DEFINER "
-        "functions, views without security_invoker, and drift from policies/. Exit 0 when "
-        "clean, 1 on any finding, 2 when the audit could not run. Connect as the migrator "
-        "(owner) role; on Neon use the direct, non-pooled URL.",
+    _database_report(
+        sub.add_parser(
+            "audit",
+            help="report what the live database enforces (the DBA audit)",
+            description="Read the live catalog and report every way tenant isolation could "
+            "fail: RLS off or not forced, missing or permissive policies, a runtime role that is "
+            "a superuser, has BYPASSRLS, owns or inherits too much, excess grants, SECURITY "
+            "DEFINER functions, views without security_invoker, and drift from policies/. Exit "
+            "0 when clean, 1 on any finding, 2 when the audit could not run. Connect as the "
+            "migrator (owner) role; on Neon use the direct, non-pooled URL.",
+        ),
+        cmd_audit,
+        '{"findings": [...]} instead of a table',
     )
-    audit.add_argument(
-        "--json", action="store_true", help='print {"findings": [...]} instead of a table'
+    _database_report(
+        sub.add_parser(
+            "prove",
+            help="prove isolation live: the access matrix (the DBA proof)",
+            description="In one transaction that is always rolled back, create rows for two "
+            "synthetic users in every tenant table and try select, insert, update (also of "
+            "the owner) and delete as tasks_app: as the owner, the other user, no identity and "
+            "an empty one. Prints expected and actual access per cell. Exit 0 when every cell is "
+            "as policies/ declares, 1 when any is not, 2 when it could not run. Connect as the "
+            "migrator (owner) role; a transaction-mode pooler works.",
+        ),
+        cmd_prove,
+        '{"cells": [...], "violations": [...]}',
     )
-    audit.add_argument(
-        "--database-url",
-        default=None,
-        metavar="URL",
-        help="database to audit (default: MIGRATION_DATABASE_URL, else DATABASE_URL, else the "
-        "embedded database)",
-    )
-    audit.set_defaults(func=cmd_audit)
-
-    prove = sub.add_parser(
-        "prove",
-        help="prove isolation live: the access matrix (the DBA proof)",
-        description="In one transaction that is always rolled back, create rows for two "
-        "synthetic users in every tenant table and try select, insert, update (also of the "
-        "owner) and delete as tasks_app: as the owner, the other user, no identity and an empty "
-        "one. Prints expected and actual access per cell. Exit 0 when every cell is as "
-        "policies/ declares, 1 when any is not, 2 when it could not run. Connect as the "
-        "migrator (owner) role; a transaction-mode pooler works.",
-    )
-    prove.add_argument(
-        "--json", action="store_true", help='print {"cells": [...], "violations": [...]}'
-    )
-    prove.add_argument(
-        "--database-url",
-        default=None,
-        metavar="URL",
-        help="database to prove (default: MIGRATION_DATABASE_URL, else DATABASE_URL, else the "
-        "embedded database)",
-    )
-    prove.set_defaults(func=cmd_prove)
 
     token = sub.add_parser(
         "token",
