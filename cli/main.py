@@ -98,6 +98,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from db.migrate import is_at_head
 
+    # Judged on the operator's own settings: the embedded default is not a deployment.
+    scope_warning = settings.token_scope_warning()
     if settings.local_mode:
         settings = _prepare_local(settings)
     elif not _wait_for_database(settings):
@@ -118,8 +120,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"tasks-api: {exc}", file=sys.stderr)
         return 2
-    if (warning := settings.token_scope_warning()) is not None:
-        log.warning("%s", warning)
+    if scope_warning is not None:
+        log.warning("%s", scope_warning)
     workers = resolve_workers(args.workers, os.environ)
     metrics_dir = None
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

@@ -177,6 +177,17 @@ def test_serve_does_not_warn_with_issuer_and_audience_set(scoped_server: Running
     assert UNSCOPED_WARNING not in scoped_server.log()
 
 
+def test_the_embedded_default_does_not_warn_about_token_scope(tmp_path: Path) -> None:
+    """No DATABASE_URL: a developer's machine with a generated secret, not a deployment."""
+    data_dir = Path(tempfile.mkdtemp(prefix="tasks-api-local-")) / "data"
+    env = base_env(TASKS_DATA_DIR=str(data_dir), RATE_LIMIT="off")
+    with serve(env, tmp_path / "serve.log", timeout=120) as server:
+        log = server.log()
+    shutil.rmtree(data_dir.parent, ignore_errors=True)
+    assert "generated a random development secret" in log
+    assert UNSCOPED_WARNING not in log
+
+
 def test_metrics_are_not_served_on_the_public_listener_by_default(
     unscoped_server: RunningServer,
 ) -> None:
