@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import secrets
 import shutil
 import signal
 import sys
@@ -122,6 +123,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     if scope_warning is not None:
         log.warning("%s", scope_warning)
+    if settings.consistency_token_secret is None and settings.jwt_secret is None:
+        # A JWKS-only issuer leaves no shared secret to derive the Consistency-Token key from:
+        # one key for this serve, inherited by every worker, so each accepts the others' tokens.
+        os.environ["CONSISTENCY_TOKEN_SECRET"] = secrets.token_urlsafe(48)
+        get_settings.cache_clear()
     workers = resolve_workers(args.workers, os.environ)
     metrics_dir = None
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

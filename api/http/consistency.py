@@ -59,7 +59,8 @@ class TokenCodec:
             )
         log.warning(
             "no CONSISTENCY_TOKEN_SECRET or JWT_SECRET: Consistency-Token is verifiable only by "
-            "this process (harmless without read replicas; set one for several processes)"
+            "this process (`tasks-api serve` shares one key among its workers; set "
+            "CONSISTENCY_TOKEN_SECRET when several hosts serve one database)"
         )
         return cls(secrets.token_bytes(32))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -17,6 +18,7 @@ import httpx2
 import pytest
 
 from cli.main import resolve_workers
+from tests.support.jwks import claims_for, jwks_of, new_key
 from tests.support.postgres import throwaway_database
 from tests.support.server import TASKS_API, RunningServer, base_env, serve
 
@@ -207,3 +209,39 @@ def test_metrics_are_served_on_their_own_loopback_listener(scoped_server: Runnin
     )
     public = httpx2.get(f"{scoped_server.base_url}/metrics", timeout=10)
     assert public.status_code == 404
+
+
+# -- Consistency-Token across the workers of one serve, with a JWKS-only issuer --------------
+
+
+def test_every_worker_accepts_the_consistency_tokens_the_others_issued(
+    database_url: str, tmp_path: Path
+) -> None:
+    """No JWT_SECRET to derive the token key from: serve shares one among its workers, so an
+    echoed token is honoured whichever worker the read lands on (never a 400)."""
+    key = new_key("ES256")
+    jwks_file = tmp_path / "jwks.json"
+    jwks_file.write_text(json.dumps(jwks_of(key)))
+    env = base_env(
+        DATABASE_URL=database_url,
+        JWT_ALGORITHMS="ES256",
+        JWT_JWKS_URL=str(jwks_file),
+        RATE_LIMIT="off",
+    )
+    with serve(env, tmp_path / "serve.log", "--workers", "2") as server:
+        deadline = time.monotonic() + 60
+        while server.log().count("Application startup complete") < 2:
+            assert time.monotonic() < deadline, server.log()
+            time.sleep(0.1)
+        headers = {"Authorization": f"Bearer {key.sign(claims_for('erin'))}"}
+        created = httpx2.post(
+            f"{server.base_url}/api/erin/tasks", json={"title": "t"}, headers=headers
+        )
+        echoed = {**headers, "Consistency-Token": created.headers["Consistency-Token"]}
+        # A new connection per read: the kernel spreads them over both workers.
+        statuses = [
+            httpx2.get(f"{server.base_url}/api/erin/tasks", headers=echoed).status_code
+            for _ in range(30)
+        ]
+    assert created.status_code == 201
+    assert statuses == [200] * 30
