@@ -71,6 +71,21 @@ def connection_lost(exc: BaseException) -> bool:
     )
 
 
+def server_failed(exc: BaseException) -> bool:
+    """The server itself, not this statement, failed: the connection was lost or refused, or
+    the server is shutting down, starting up, or out of connections (08, 57P*, 53*).
+
+    A statement cancelled by a timeout or a recovery conflict (57014, 40001) is the statement's
+    trouble on a working server, so it does not count.
+    """
+    if connection_lost(exc) or isinstance(exc, PoolTimeoutError | DisconnectionError):
+        return True
+    code = sqlstate(exc)
+    if code is None:
+        return isinstance(driver_error(exc), psycopg.OperationalError | psycopg.InterfaceError)
+    return code.startswith(("08", "57P", "53"))
+
+
 def may_repeat(exc: BaseException, *, reached_commit: bool, disconnects: int) -> bool:
     """Whether running the transaction again cannot repeat a committed effect."""
     if isinstance(exc, RetryTransaction):

@@ -39,7 +39,14 @@ from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
 from db.engine import retire_pooled_connections
-from db.errors import ConnectionLost, connection_lost, describe, is_unavailable, may_repeat
+from db.errors import (
+    ConnectionLost,
+    connection_lost,
+    describe,
+    is_unavailable,
+    may_repeat,
+    server_failed,
+)
 from db.identity import IDENTITY_SQL, IDENTITY_STATEMENT, TransactionLimits, identity_params
 from db.replicas import Replica, ReplicaSet, format_lsn, parse_lsn
 
@@ -219,10 +226,11 @@ class UnitOfWork:
             listener(served)
 
     def _replica_failed(self, replica: Replica, exc: BaseException) -> None:
-        """A lost or unavailable replica leaves rotation; another error (a recovery conflict
-        cancelling the query, say) only sends this one read to the primary."""
+        """A replica whose server failed leaves rotation; a statement's own trouble (a recovery
+        conflict or a timeout cancelling it) only sends this one read to the primary, so one
+        tenant's slow query never takes the replica away from everyone."""
         reason = describe(exc, with_message=True)
-        if self.replicas is not None and (connection_lost(exc) or is_unavailable(exc)):
+        if self.replicas is not None and server_failed(exc):
             self.replicas.leave_rotation(replica, reason)
         log.warning(
             "read on %s (%s) failed, served by the primary: %s", replica.label, replica.host, reason

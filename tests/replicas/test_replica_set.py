@@ -14,6 +14,7 @@ import psycopg
 from sqlalchemy import text
 from sqlmodel import Session
 
+from db.identity import TransactionLimits
 from db.replicas import ReplicaSet, format_lsn, parse_lsn
 from db.unit_of_work import Query, ReadServed, UnitOfWork
 from tests.replicas.conftest import owner_insert, standby_stopped
@@ -184,6 +185,33 @@ def test_a_standby_that_stops_mid_run_hands_its_reads_to_the_primary(
         assert unit_of_work.replicas.replicas[0].state.reason == "unreachable"
         assert unit_of_work.read("ivan", WHERE_AM_I, from_replica=True)[0].in_recovery is False
     poll_until(unit_of_work.replicas, lambda: in_rotation(unit_of_work))
+
+
+def test_a_statement_cancelled_on_the_standby_keeps_it_in_rotation(
+    primary_url: str, standby_url: str
+) -> None:
+    """One tenant's slow query (here a timeout that fires on the standby alone) sends that read
+    to the primary; the standby stays in rotation for everyone else."""
+    from db.engine import build_engine
+
+    replicas = ReplicaSet(primary_url, [standby_url], max_lag_seconds=0.0)
+    uow = UnitOfWork(
+        build_engine(primary_url), TransactionLimits(statement_timeout_ms=100), replicas
+    )
+    slow_on_standby = Query(
+        "SELECT pg_is_in_recovery() AS in_recovery,"
+        " CASE WHEN pg_is_in_recovery() THEN pg_sleep(2) END AS slept",
+        {},
+    )
+    try:
+        poll_until(replicas, lambda: in_rotation(uow))
+        served = served_on(uow)
+        rows = uow.read("judy", slow_on_standby, from_replica=True)
+        assert rows[0].in_recovery is False
+        assert served == [ReadServed("primary", "replica_error")]
+        assert in_rotation(uow)
+    finally:
+        uow.dispose()
 
 
 def test_a_replica_down_from_the_start_is_out_of_rotation(primary_url: str) -> None:
