@@ -201,15 +201,18 @@ def list_tasks(
     after = decode_cursor(sort, cursor) if cursor else None
     query = tasks.list_query(user, status=status, sort=sort, limit=limit, after=after)
     page: PageRow = db.read(user, query, from_replica=True, at_least=read_after)[0]
-    # PostgreSQL wrote the JSON (db/tasks.py): its bytes go out untouched, tagged by them.
+    # PostgreSQL wrote the JSON (db/tasks.py): its bytes go out untouched.
     body = page.body.encode()
-    if (unchanged := _not_modified(body, if_none_match)) is not None:
-        return unchanged
-    response = Response(body, media_type=JSON, headers={"ETag": etag_for(body)})
+    headers: dict[str, str] = {}
     if page.fetched > limit and page.last_key is not None and page.last_id is not None:
         position = Position(key=page.last_key, id=page.last_id)
-        response.headers["Link"] = _next_link(request, user, sort, position)
-    return response
+        headers["Link"] = _next_link(request, user, sort, position)
+    # The page is its tasks and whether another page follows: a page that gained a successor
+    # is a new representation, even with the same tasks on it.
+    tagged = body + b"\n" + headers["Link"].encode() if "Link" in headers else body
+    if (unchanged := _not_modified(tagged, if_none_match)) is not None:
+        return unchanged
+    return Response(body, media_type=JSON, headers={"ETag": etag_for(tagged), **headers})
 
 
 @router.post(

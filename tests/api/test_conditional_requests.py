@@ -114,6 +114,21 @@ def test_each_page_of_the_list_has_its_own_etag(
     assert first.headers["ETag"] != second.headers["ETag"]
 
 
+def test_a_page_that_gained_a_next_page_is_not_304(
+    client: TestClient, auth: Auth, alice: str, task: tuple[str, str]
+) -> None:
+    """Same tasks on the page, but now a `Link` to more: the client must see the 200."""
+    url = f"/api/{alice}/tasks?sort=created&limit=1"
+    last_page = client.get(url, headers=auth(alice))
+    assert "Link" not in last_page.headers
+    client.post(f"/api/{alice}/tasks", json={"title": "later"}, headers=auth(alice))
+    grown = client.get(url, headers={**auth(alice), "If-None-Match": last_page.headers["ETag"]})
+    assert grown.status_code == 200
+    assert grown.content == last_page.content
+    assert "Link" in grown.headers
+    assert grown.headers["ETag"] != last_page.headers["ETag"]
+
+
 @pytest.mark.parametrize(("method", "suffix", "kwargs"), WRITES, ids=WRITE_IDS)
 def test_a_write_with_if_none_match_star_on_an_existing_task_is_412(
     client: TestClient, auth: Auth, alice: str, task: tuple[str, str],
