@@ -177,10 +177,15 @@ class TokenVerifier:
         return self._resolve_key(kid, alg, may_fetch=may_fetch)
 
     def _check_lifetime(self, claims: dict[str, Any]) -> None:
-        exp = claims.get("exp")
-        # PyJWT accepts any number; a NumericDate we trust is a whole number of seconds.
-        if not isinstance(exp, int) or isinstance(exp, bool):
-            raise InvalidToken("the token's exp claim must be an integer")
+        # PyJWT accepts any number (and a numeric string for iat and nbf); a NumericDate we
+        # trust is a whole number of seconds.
+        for name in ("exp", "iat", "nbf"):
+            value = claims.get(name)
+            if (name == "exp" or value is not None) and (
+                not isinstance(value, int) or isinstance(value, bool)
+            ):
+                raise InvalidToken(f"the token's {name} claim must be an integer")
+        exp = claims["exp"]
         # In integers: `exp - time.time()` is float arithmetic, which overflows on a
         # 309-digit exp where an integer comparison simply says "too long".
         if exp - int(time.time()) > self._settings.jwt_max_lifetime_seconds:

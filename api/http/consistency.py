@@ -70,7 +70,7 @@ class TokenCodec:
 
     def decode(self, token: str) -> int:
         """The LSN in a token this deployment issued; BadRequest (400) for anything else."""
-        if not _TOKEN.match(token):
+        if not _TOKEN.fullmatch(token):
             raise BadRequest(f"{HEADER} is malformed; send back the value a write returned.")
         raw = base64.urlsafe_b64decode(token)
         payload, mac = raw[: _LSN.size], raw[_LSN.size :]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from fastapi import HTTPException
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -9,6 +11,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.problems import HeadersTooLarge, PayloadTooLarge, render
 
 MAX_HEADER_COUNT = 100
+# ASCII digits only: str.isdigit() also admits '²', which int() refuses.
+_DIGITS = re.compile(r"[0-9]+")
 
 
 class HeaderSizeLimit:
@@ -53,7 +57,7 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         declared = Headers(scope=scope).get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+        if declared is not None and _DIGITS.fullmatch(declared) and int(declared) > self.max_bytes:
             await render(self._too_large())(scope, receive, send)
             return
         received = 0

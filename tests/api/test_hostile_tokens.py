@@ -286,6 +286,10 @@ CORPUS: list[Any] = [
     pytest.param(lambda f: bearer(f.hs(f.claims(exp=int("9" * 309)))), id="exp-309-digits"),
     pytest.param(lambda f: bearer(f.hs(f.claims(nbf=int("9" * 309)))), id="nbf-309-digits"),
     pytest.param(lambda f: bearer(f.hs(f.claims(iat=int("9" * 309)))), id="iat-309-digits"),
+    # PyJWT would take a numeric string for iat and nbf: a NumericDate is an integer.
+    pytest.param(lambda f: bearer(f.hs(f.claims(iat=str(int(time.time()))))), id="iat-a-numeric-string"),
+    pytest.param(lambda f: bearer(f.hs(f.claims(nbf="1"))), id="nbf-a-numeric-string"),
+    pytest.param(lambda f: bearer(f.hs(f.claims(nbf=1.5))), id="nbf-a-float"),
     pytest.param(
         lambda f: bearer(
             f.hs_raw(_HS256_HEADER, f.claims_json(exp=DROP)[:-1] + b', "exp": 1e999}')
