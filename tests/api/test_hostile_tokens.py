@@ -287,7 +287,9 @@ CORPUS: list[Any] = [
     pytest.param(lambda f: bearer(f.hs(f.claims(nbf=int("9" * 309)))), id="nbf-309-digits"),
     pytest.param(lambda f: bearer(f.hs(f.claims(iat=int("9" * 309)))), id="iat-309-digits"),
     # PyJWT would take a numeric string for iat and nbf: a NumericDate is an integer.
-    pytest.param(lambda f: bearer(f.hs(f.claims(iat=str(int(time.time()))))), id="iat-a-numeric-string"),
+    pytest.param(
+        lambda f: bearer(f.hs(f.claims(iat=str(int(time.time()))))), id="iat-a-numeric-string"
+    ),
     pytest.param(lambda f: bearer(f.hs(f.claims(nbf="1"))), id="nbf-a-numeric-string"),
     pytest.param(lambda f: bearer(f.hs(f.claims(nbf=1.5))), id="nbf-a-float"),
     pytest.param(
