@@ -130,8 +130,9 @@ def _valid_user_id(value: object) -> str:
 
 class TokenVerifier:
     def __init__(self, settings: Settings, resolve_key: KeyResolver | None = None) -> None:
+        # The secret is read from the settings at each verification, never copied: whoever
+        # replaces it (and the token cache, which watches it) agree on the key in force.
         self._settings = settings
-        self._secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else None
         self._resolve_key = resolve_key
 
     def verify(self, token: str, *, may_fetch: bool = True) -> str:
@@ -167,9 +168,9 @@ class TokenVerifier:
         # The header's alg picks the key source, and only among the configured ones: an HS*
         # token is checked against the shared secret, never against a published public key.
         if alg in HMAC_ALGORITHMS:
-            if self._secret is None:
+            if self._settings.jwt_secret is None:
                 raise InvalidToken("the token's algorithm is not allowed")
-            return self._secret
+            return self._settings.jwt_secret.get_secret_value()
         if self._resolve_key is None:
             raise InvalidToken("the token's algorithm is not allowed")
         if kid is not None and not isinstance(kid, str):

@@ -191,9 +191,21 @@ def test_a_different_secret_empties_the_cache() -> None:
     config = settings()
     cache = cached(config)
     verify(cache, hs256("alice"))
-    config.jwt_secret = SecretStr(secrets.token_urlsafe(48))
-    verify(cache, hs256("bob"))  # the wrapped verifier still holds the secret it started with
+    rotated = secrets.token_urlsafe(48)
+    config.jwt_secret = SecretStr(rotated)
+    token = jwt.encode(claims_for("bob"), rotated, algorithm="HS256")
+    assert verify(cache, token) == "bob"
     assert cache.entries == 1
+
+
+def test_after_a_secret_rotation_a_token_signed_with_the_old_secret_is_refused() -> None:
+    config = settings()
+    cache = cached(config)
+    old = hs256("alice")
+    verify(cache, old)
+    config.jwt_secret = SecretStr(secrets.token_urlsafe(48))
+    with pytest.raises(InvalidToken):
+        verify(cache, old)
 
 
 def test_the_cache_holds_at_most_its_entry_bound() -> None:
