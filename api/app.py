@@ -123,9 +123,9 @@ def create_app(
         # No 307 to the path with(out) its trailing slash: it named whatever Host the client
         # sent, before the tenant check. Such a path is a 404 like any other unknown one.
         redirect_slashes=False,
-        # The service exports its own Prometheus metrics (api/metrics.py). FastAPI's built-in
-        # OpenTelemetry hooks looked up the global OTel providers on every request (~5% of a
-        # request's CPU under py-spy, docs/performance.md) to find none configured.
+        # The service exports its own Prometheus metrics (api/observability/metrics.py).
+        # FastAPI's built-in OpenTelemetry hooks looked up the global OTel providers on every
+        # request (~5% of a request's CPU under py-spy, docs/performance.md) to find none.
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.settings = settings

@@ -162,8 +162,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             port=args.port,
             workers=workers,
             log_level=settings.log_level.lower(),
-            # The app writes its own access log (api/observability.py): uvicorn's would print
-            # query strings, where a careless client may have put a token.
+            # The app writes its own access log (api/observability/access_log.py): uvicorn's
+            # would print query strings, where a careless client may have put a token.
             access_log=False,
             proxy_headers=False,
             server_header=False,

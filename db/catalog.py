@@ -21,8 +21,9 @@ from typing import Any, NamedTuple
 import psycopg
 from psycopg import sql
 
+from db.identity import RUNTIME_ROLE
+
 POLICIES_DIR = Path(__file__).resolve().parent.parent / "policies"
-RUNTIME_ROLE = "tasks_app"
 TENANT_TABLES = ("task", "idempotency_key")
 ROLES_FILE = "00_roles.sql"
 _SCRATCH_PREFIX = "tasks_policy_scratch"

@@ -46,7 +46,7 @@ class PoolConfig:
     connect_timeout_seconds: int = 5
     # Total time spent retrying a refused or dropped connection attempt before giving up.
     connect_retry_budget_seconds: float = 2.0
-    # Off: both units of work replace a pooled connection found dead at their first statement
+    # Off: the unit of work replaces a pooled connection found dead at its first statement
     # (db/unit_of_work.py), which a read or an unstarted transaction can repeat safely. A pre-ping
     # costs two round trips per request (psycopg opens a transaction for its SELECT 1) and
     # would put that SELECT ahead of the identity statement.

@@ -6,12 +6,14 @@ limits, all `SET LOCAL`, one round trip), then runs the caller's work, then comm
 else rolls back. Callers get records back, never a response: nothing HTTP happens in here.
 
 Two ways in, one policy for repeating them (`db.errors.may_repeat`):
-- `run(user_id, work)`: the write path; `work` gets a SQLModel session. `write` is the same and
-  also returns where the transaction committed in the WAL (`Committed.lsn`), read in the same
-  round trip as COMMIT, so that a later read can ask for a replica that has replayed it.
-- `read(user_id, query)`: the hot read path for list and get: BEGIN, the identity statement,
-  the query and COMMIT as one psycopg pipeline, so one network round trip instead of four and
-  no ORM session on the way (docs/performance.md). With `from_replica`, the same pipeline runs
+- `write(user_id, work)`: the write path; `work` gets a SQLModel session, and the result says
+  where the transaction committed in the WAL (`Committed.lsn`, read in the same round trip as
+  COMMIT), so that a later read can ask for a replica that has replayed it. The handlers use it
+  (their answers carry a `Consistency-Token`); `run` is the same without the position.
+- `read(user_id, query)`: the hot read path for list and get: the identity statement and the
+  query as one psycopg pipeline ending in one Sync, which PostgreSQL runs as one implicit
+  transaction: one network round trip and no ORM session on the way (docs/performance.md).
+  With `from_replica`, the same pipeline runs
   on a replica `db.replicas.ReplicaSet.choose` picks (fresh enough, and past `at_least` when
   given), else on the primary; a replica that fails the read hands it to the primary.
 
@@ -313,7 +315,8 @@ def _backoff(attempt: int) -> float:
 def _commit_and_locate(session: Session) -> int:
     conn = session.connection().connection.driver_connection
     assert isinstance(conn, psycopg.Connection)
-    cursor = conn.execute(_COMMIT_AND_LOCATE)
+    # Two statements in one simple-protocol message: never a prepared statement.
+    cursor = conn.execute(_COMMIT_AND_LOCATE, prepare=False)
     cursor.nextset()
     row = cursor.fetchone()
     assert row is not None and row[0] is not None

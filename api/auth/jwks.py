@@ -13,7 +13,7 @@ the service into a fetch amplifier against the issuer, so:
   symmetric (`oct`) keys in a published set are ignored: a JWKS is public, so its keys must be too.
 
 Fetching blocks, so it never runs on the event loop: the resolver raises `KeyFetchNeeded` and the
-caller (api.middleware.BearerAuthentication) runs the fetch in a worker thread, or at startup.
+caller (api.auth.middleware.BearerAuthentication) runs the fetch in a worker thread, or at startup.
 Where the bytes come from (a URL or a file) is api.auth.jwks_fetch's job.
 """
 

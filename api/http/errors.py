@@ -33,7 +33,7 @@ from db.errors import RetryTransaction, describe, is_unavailable
 
 log = logging.getLogger(__name__)
 
-# The published bounds of a 422's `errors` (api/openapi.py): a body with thousands of unknown
+# The published bounds of a 422's `errors` (api/http/openapi.py): a body with thousands of unknown
 # keys, or one key thousands of characters long, must not be echoed back in full.
 MAX_FIELD_ERRORS = 100
 FIELD_PATH_MAX = 256

@@ -1,6 +1,6 @@
 """Where the rate limits sit in the request path, and the headers that tell clients about them.
 
-Two layers, one on each side of authentication (api/main.py wires them):
+Two layers, one on each side of authentication (api/app.py wires them):
 
 - `AddressRateLimit`, before authentication: requests under /api/ that end without a verified
   user (bad or missing tokens, bodies refused before authentication) are charged to the client

@@ -22,8 +22,8 @@ from db.audit.expressions import (
     string_constant,
     walk,
 )
+from db.identity import USER_ID_SETTING
 
-IDENTITY_SETTING = "app.user_id"
 TENANT_COLUMN = "user_id"
 _LIKE_KINDS = (
     enums.A_Expr_Kind.AEXPR_LIKE,
@@ -47,7 +47,7 @@ def is_identity(node: Any) -> bool:
     return (
         isinstance(node, ast.FuncCall)
         and function_name(node) == "current_setting"
-        and string_constant((node.args or (None,))[0]) == IDENTITY_SETTING
+        and string_constant((node.args or (None,))[0]) == USER_ID_SETTING
     )
 
 

@@ -16,7 +16,8 @@ from sqlalchemy.engine import make_url
 
 from db.audit.rule import AuditUnavailable, Context, Finding, Rule, Severity
 from db.audit.rules import RULES
-from db.catalog import RUNTIME_ROLE, tenant_tables
+from db.catalog import tenant_tables
+from db.identity import RUNTIME_ROLE
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from db.catalog import RUNTIME_ROLE
-from db.identity import IDENTITY_SQL, TransactionLimits, identity_params
+from db.identity import IDENTITY_SQL, RUNTIME_ROLE, TransactionLimits, identity_params
 from db.prove.matrix import Access
 from db.prove.rows import TableShape, candidates, insert_statements
 

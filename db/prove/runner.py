@@ -13,7 +13,8 @@ from typing import Any
 import psycopg
 
 from db.audit.runner import libpq_url
-from db.catalog import RUNTIME_ROLE, SecuritySnapshot, declared_snapshot, tenant_tables
+from db.catalog import SecuritySnapshot, declared_snapshot, tenant_tables
+from db.identity import RUNTIME_ROLE
 from db.prove.matrix import COMMANDS, IDENTITIES, Access, Cell, Proof, expected_access, own_allowed
 from db.prove.probes import ProbeFailed, TableProbe
 from db.prove.rows import SampleUnavailable, table_shape
