@@ -8,7 +8,7 @@ from fastapi import HTTPException
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.problems import HeadersTooLarge, PayloadTooLarge, render
+from api.problems import HeadersTooLarge, PayloadTooLarge, refuse, render
 
 MAX_HEADER_COUNT = 100
 # ASCII digits only: str.isdigit() also admits '²', which int() refuses.
@@ -27,14 +27,15 @@ class HeaderSizeLimit:
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
+        # A WebSocket handshake carries headers like any request, and is refused alike.
+        if scope["type"] in ("http", "websocket"):
             headers = scope["headers"]
             size = sum(len(name) + len(value) for name, value in headers)
             if len(headers) > MAX_HEADER_COUNT or size > self.max_bytes:
                 problem = HeadersTooLarge(
                     f"Send at most {MAX_HEADER_COUNT} headers and {self.max_bytes} bytes of them."
                 )
-                await render(problem)(scope, receive, send)
+                await refuse(problem, scope, receive, send)
                 return
         await self.app(scope, receive, send)
 

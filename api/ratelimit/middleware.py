@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.auth.caller import caller_of
 from api.observability import metrics
 from api.paths import API_PREFIX
-from api.problems import RateLimited, render
+from api.problems import RateLimited, refuse
 from api.ratelimit.buckets import Decision, Policy, RateLimiter
 
 
@@ -56,8 +56,15 @@ def _with_headers(send: Send, decision: Decision) -> Send:
     return send_with_headers
 
 
+# A WebSocket handshake is an HTTP request too: it spends the same budgets.
+_LIMITED_TYPES = frozenset({"http", "websocket"})
+# The messages that answer a request: an HTTP response, a handshake's denial or its close.
+_RESPONSE_STARTS = frozenset({"http.response.start", "websocket.http.response.start"})
+_ANSWERS = _RESPONSE_STARTS | {"websocket.close"}
+
+
 def _limited(scope: Scope) -> bool:
-    return scope["type"] == "http" and str(scope["path"]).startswith(API_PREFIX)
+    return scope["type"] in _LIMITED_TYPES and str(scope["path"]).startswith(API_PREFIX)
 
 
 class UserRateLimit:
@@ -76,7 +83,7 @@ class UserRateLimit:
         decision = await self.limiter.take(self.policy, caller.user_id)
         if not decision.allowed:
             metrics.RATE_LIMIT_REJECTIONS.labels(policy=self.policy.name).inc()
-            await render(too_many_requests(decision, "user"))(scope, receive, send)
+            await refuse(too_many_requests(decision, "user"), scope, receive, send)
             return
         await self.app(scope, receive, _with_headers(send, decision))
 
@@ -102,16 +109,17 @@ class AddressRateLimit:
             until, decision = blocked
             if time.monotonic() < until:
                 metrics.RATE_LIMIT_REJECTIONS.labels(policy=self.policy.name).inc()
-                await render(too_many_requests(decision, "address"))(scope, receive, send)
+                await refuse(too_many_requests(decision, "address"), scope, receive, send)
                 return
             del self._blocked[address]
 
         async def send_charged(message: Message) -> None:
-            if message["type"] == "http.response.start" and caller_of(scope) is None:
+            if message["type"] in _ANSWERS and caller_of(scope) is None:
                 decision = await self.limiter.take(self.policy, address)
                 if decision.remaining == 0:
                     self._block(address, decision)
-                message["headers"] = [*message.get("headers", []), *_headers(decision)]
+                if message["type"] in _RESPONSE_STARTS:
+                    message["headers"] = [*message.get("headers", []), *_headers(decision)]
             await send(message)
 
         await self.app(scope, receive, send_charged)

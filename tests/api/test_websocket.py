@@ -15,7 +15,10 @@ from fastapi.testclient import TestClient
 from starlette.testclient import WebSocketDenialResponse
 from starlette.types import Message
 
+from api.app import create_app
+from api.http.size_limits import MAX_HEADER_COUNT
 from api.problems import POLICY_VIOLATION, Forbidden, refuse
+from tests.conftest import make_settings
 
 Auth = Callable[[str], dict[str, str]]
 
@@ -71,3 +74,26 @@ def test_without_the_denial_extension_the_handshake_is_closed() -> None:
     scope = {"type": "websocket", "path": "/api/x/tasks", "headers": [], "extensions": {}}
     anyio.run(refuse, Forbidden("no"), scope, receive, send)
     assert sent == [{"type": "websocket.close", "code": POLICY_VIOLATION}]
+
+
+def test_handshakes_with_bad_tokens_spend_the_address_budget(
+    database_url: str, jwt_secret: str, alice: str
+) -> None:
+    """The per-address limit that keeps junk tokens from flooding the verifier over HTTP holds
+    for handshakes too: once the budget is spent, the answer is 429, not another 401."""
+    settings = make_settings(
+        database_url, jwt_secret, rate_limit="100/s", rate_limit_address="2/min"
+    )
+    junk = {"Authorization": "Bearer a.b.c"}
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        statuses = [
+            denial(client, f"/api/{alice}/tasks", junk).status_code  # type: ignore[attr-defined]
+            for _ in range(4)
+        ]
+    assert statuses[0] == 401
+    assert statuses[-1] == 429
+
+
+def test_a_handshake_with_too_many_headers_is_431(client: TestClient, alice: str) -> None:
+    many = {f"X-Filler-{n}": "x" for n in range(MAX_HEADER_COUNT + 1)}
+    assert_problem(denial(client, f"/api/{alice}/tasks", many), 431)
