@@ -238,12 +238,13 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
     from db.audit.report import render_json, render_table
     from db.audit.runner import audit_database
+    from db.errors import first_line
 
     url = args.database_url or owner_url(_settings())
     try:
         report = audit_database(url)
     except psycopg.Error as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        message = first_line(exc)
         print(f"tasks-api: cannot audit the database: {message}", file=sys.stderr)
         return 2
     print(render_json(report) if args.json else render_table(report))
@@ -256,6 +257,7 @@ def cmd_prove(args: argparse.Namespace) -> int:
     """The live access matrix; exit 0 all as declared, 1 any cell not, 2 could not run."""
     import psycopg
 
+    from db.errors import first_line
     from db.prove import ProofUnavailable, prove_database
     from db.prove.report import render_json, render_table
 
@@ -263,7 +265,7 @@ def cmd_prove(args: argparse.Namespace) -> int:
     try:
         proof = prove_database(url)
     except (psycopg.Error, ProofUnavailable) as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        message = first_line(exc)
         print(f"tasks-api: cannot prove the database: {message}", file=sys.stderr)
         return 2
     print(render_json(proof) if args.json else render_table(proof))

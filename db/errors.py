@@ -124,6 +124,13 @@ def is_transient_connect_error(exc: BaseException) -> bool:
     return not any(marker in message for marker in _PERMANENT_CONNECT_ERRORS)
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an error's message (the driver's are several lines long), else its
+    class name: what a one-line report or refusal shows."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def describe(exc: BaseException, *, with_message: bool = False) -> str:
     """A short reason for the logs: the SQLSTATE (or the driver's class), and with
     `with_message` the driver's first line ("server closed the connection unexpectedly")."""
@@ -131,6 +138,5 @@ def describe(exc: BaseException, *, with_message: bool = False) -> str:
     code = sqlstate(exc)
     if not with_message:
         return code or type(cause).__name__
-    text = str(cause).strip()
-    first = text.splitlines()[0][:200] if text else ""
+    first = first_line(cause)[:200] if str(cause).strip() else ""
     return f"{type(cause).__name__}: {first}"

@@ -142,27 +142,32 @@ class UnitOfWork:
 
     def run(self, user_id: str, work: Callable[[Session], T]) -> T:
         """Run `work` in one transaction as `user_id`, repeating it when that is safe."""
-
-        def once(attempt: _Attempt) -> T:
-            with self._session(user_id) as session:
-                result = work(session)
-                attempt.reached_commit = True
-                session.commit()
-            return result
-
-        return self._repeating(once)
+        return self._transact(user_id, work, locate=False)[0]
 
     def write(self, user_id: str, work: Callable[[Session], T]) -> Committed[T]:
         """`run`, also returning the WAL position the commit is replayed by (no extra trip)."""
+        result, lsn = self._transact(user_id, work, locate=True)
+        assert lsn is not None
+        return Committed(result, lsn)
 
-        def once(attempt: _Attempt) -> Committed[T]:
+    def _transact(
+        self, user_id: str, work: Callable[[Session], T], *, locate: bool
+    ) -> tuple[T, int | None]:
+        """The one write transaction: identity, work, COMMIT (with its WAL position when
+        `locate`), repeated as `_repeating` allows."""
+
+        def once(attempt: _Attempt) -> tuple[T, int | None]:
             with self._session(user_id) as session:
                 result = work(session)
+                if not locate:
+                    attempt.reached_commit = True
+                    session.commit()
+                    return result, None
                 session.flush()
                 attempt.reached_commit = True
                 lsn = _commit_and_locate(session)
                 session.commit()  # psycopg's commit is a no-op now; SQLAlchemy's state follows
-            return Committed(result, lsn)
+            return result, lsn
 
         return self._repeating(once)
 

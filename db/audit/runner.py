@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 from db.audit.rule import AuditUnavailable, Context, Finding, Rule, Severity
 from db.audit.rules import RULES
 from db.catalog import tenant_tables
+from db.errors import first_line
 from db.identity import RUNTIME_ROLE
 
 
@@ -61,7 +62,7 @@ def run_audit(
                 with conn.transaction(force_rollback=True):
                     findings += rule.check(ctx)
             except (psycopg.Error, AuditUnavailable) as exc:
-                errors.append(RuleError(rule.id, _first_line(exc)))
+                errors.append(RuleError(rule.id, first_line(exc)))
     return Report(tuple(findings), tuple(errors))
 
 
@@ -77,8 +78,3 @@ def audit_database(url: str, *, schema: str | None = None, role: str = RUNTIME_R
     # No server-side prepared statements: the URL may be a transaction-mode pooler (Neon).
     with psycopg.connect(libpq_url(url), connect_timeout=10, prepare_threshold=None) as conn:
         return run_audit(conn, schema=schema, role=role)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

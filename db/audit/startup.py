@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import psycopg
 
 from db.audit.runner import audit_database, libpq_url
+from db.errors import first_line
 from db.replicas import public_host
 
 
@@ -56,8 +57,7 @@ def replica_self_audit(
         try:
             psycopg.connect(libpq_url(url), connect_timeout=connect_timeout_seconds).close()
         except psycopg.OperationalError as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            verdicts.append(ReplicaVerdict(label, host, None, first))
+            verdicts.append(ReplicaVerdict(label, host, None, first_line(exc)))
             continue
         verdicts.append(ReplicaVerdict(label, host, self_audit(url)))
     return verdicts

@@ -26,6 +26,7 @@ from db.catalog import (
     policy_files,
     snapshot,
 )
+from db.errors import first_line
 
 # The catalog queries live in db/catalog.py (_POLICIES, _RLS_FLAGS, _TABLE_GRANTS,
 # _COLUMN_GRANTS, _ROLE, _MEMBERSHIPS): the same SQL reads the live and the declared side.
@@ -146,7 +147,7 @@ def check(ctx: Context) -> list[Finding]:
         # there), cannot tell: an audit error, not a finding.
         raise
     except psycopg.Error as exc:
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        message = first_line(exc)
         return [
             Finding(
                 RULE.id,
