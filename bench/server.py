@@ -11,7 +11,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -86,22 +86,31 @@ def backend_cpu(url: str, interval: float = 0.25) -> Iterator[list[float]]:
 
         first = now()
         last = dict(first)
-        stop = threading.Event()
-
-        def sample() -> None:
-            while not stop.wait(interval):
-                last.update(now())
-
-        sampler = threading.Thread(target=sample, daemon=True)
         result: list[float] = []
-        sampler.start()
-        try:
+        with _sampling(lambda: last.update(now()), interval):
             yield result
-        finally:
-            stop.set()
-            sampler.join()
-            last.update(now())
-            result.append(sum(cpu - first.get(pid, 0.0) for pid, cpu in last.items()))
+        last.update(now())
+        result.append(sum(cpu - first.get(pid, 0.0) for pid, cpu in last.items()))
+
+
+@contextmanager
+def _sampling(sample: Callable[[], None], interval: float) -> Iterator[None]:
+    """Call `sample` every `interval` seconds in a thread while the block runs, once more at
+    its start; the thread is joined before the block's caller reads what it gathered."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        sample()
+        while not stop.wait(interval):
+            sample()
+
+    sampler = threading.Thread(target=loop, daemon=True)
+    sampler.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        sampler.join()
 
 
 def _cmdline(pid: int) -> str:
@@ -144,25 +153,17 @@ class Service:
     def peak_rss(self, interval: float = 0.25) -> Iterator[list[float]]:
         """Sample every worker's RSS while the block runs; yields the per-worker peaks (MB)."""
         peaks: dict[int, float] = {}
-        stop = threading.Event()
 
         def sample() -> None:
-            while not stop.is_set():
-                for pid in self.worker_pids():
-                    mb = _rss_mb(pid)
-                    if mb is not None:
-                        peaks[pid] = max(peaks.get(pid, 0.0), mb)
-                stop.wait(interval)
+            for pid in self.worker_pids():
+                mb = _rss_mb(pid)
+                if mb is not None:
+                    peaks[pid] = max(peaks.get(pid, 0.0), mb)
 
-        sampler = threading.Thread(target=sample, daemon=True)
         result: list[float] = []
-        sampler.start()
-        try:
+        with _sampling(sample, interval):
             yield result
-        finally:
-            stop.set()
-            sampler.join()
-            result.extend(sorted(peaks.values()))
+        result.extend(sorted(peaks.values()))
 
 
 def _wait_ready(service: Service, timeout: float) -> None:
