@@ -133,9 +133,14 @@ def save_json(results: Result, path: Path) -> None:
     path.write_text(json.dumps(results, indent=2) + "\n")
 
 
-def chart(results: Result, path: Path, compare: Result | None = None) -> None:
-    """Per operation: req/s and p99 against connections, per worker count (dashed: `compare`)."""
-    import matplotlib
+def chart(results: Result, path: Path, compare: Result | None = None) -> bool:
+    """Per operation: req/s and p99 against connections, per worker count (dashed: `compare`).
+
+    False, and no file, without matplotlib (the `bench` extra): the tables are the result."""
+    try:
+        import matplotlib
+    except ImportError:
+        return False
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -177,3 +182,4 @@ def chart(results: Result, path: Path, compare: Result | None = None) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return True

@@ -290,12 +290,13 @@ def main(argv: list[str] | None = None) -> int:
         import json
 
         compare = json.loads(args.compare.read_text())
-    report.chart(results, png_path, compare)
+    charted = report.chart(results, png_path, compare)
     print()
     print(report.table(results))
     print()
     print(report.targets_text(results["targets"]))
-    print(f"\nbench: {results['seconds']} s; wrote {json_path} and {png_path}")
+    wrote = f"{json_path} and {png_path}" if charted else f"{json_path} (no chart: the bench extra)"
+    print(f"\nbench: {results['seconds']} s; wrote {wrote}")
     print(f"bench: server log {work / 'server.log'}")
     return 0
 
