@@ -11,8 +11,9 @@ Two ways in, one policy for repeating them (`db.errors.may_repeat`):
   COMMIT), so that a later read can ask for a replica that has replayed it. The handlers use it
   (their answers carry a `Consistency-Token`); `run` is the same without the position.
 - `read(user_id, query)`: the hot read path for list and get: the identity statement and the
-  query as one psycopg pipeline ending in one Sync, which PostgreSQL runs as one implicit
-  transaction: one network round trip and no ORM session on the way (docs/performance.md).
+  query as one pipeline ending in one Sync, written to the socket at once (`db.pipeline`),
+  which PostgreSQL runs as one implicit transaction: one network round trip and no ORM session
+  on the way (docs/performance.md).
   With `from_replica`, the same pipeline runs
   on a replica `db.replicas.ReplicaSet.choose` picks (fresh enough, and past `at_least` when
   given), else on the primary; a replica that fails the read hands it to the primary.
@@ -35,9 +36,9 @@ from typing import Any, Generic, TypeVar
 
 import psycopg
 from psycopg.pq import TransactionStatus
-from psycopg.rows import namedtuple_row
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import PoolProxiedConnection
 from sqlmodel import Session
 
 from db.engine import retire_pooled_connections
@@ -50,6 +51,7 @@ from db.errors import (
     server_failed,
 )
 from db.identity import IDENTITY_SQL, IDENTITY_STATEMENT, TransactionLimits, identity_params
+from db.pipeline import Prepared, run_pipeline
 from db.replicas import Replica, ReplicaSet, format_lsn, parse_lsn
 
 log = logging.getLogger(__name__)
@@ -256,7 +258,7 @@ class UnitOfWork:
             conn = pooled.driver_connection
             assert isinstance(conn, psycopg.Connection)
             try:
-                return _pipelined_read(conn, identity, query, at_least)
+                return _pipelined_read(pooled, conn, identity, query, at_least)
             except psycopg.Error as exc:
                 if conn.broken or conn.closed or connection_lost(exc):
                     pooled.invalidate(exc)
@@ -329,62 +331,38 @@ def _commit_and_locate(session: Session) -> int:
 
 
 def _pipelined_read(
+    pooled: PoolProxiedConnection,
     conn: psycopg.Connection[Any],
     identity: Mapping[str, str],
     query: Query,
     at_least: int | None = None,
 ) -> list[Any] | None:
-    """The identity statement and the query in one pipeline, one transaction, one round trip.
-
-    Up to its Sync, a pipeline is one transaction (PostgreSQL's protocol: the Sync commits what
-    ran since the last one unless a BEGIN block is open, and rolls it back after an error), so
-    the identity statement opens it and its `SET LOCAL` settings die at the Sync. The server
-    runs the statements in order and skips everything after a failed one, so the query never
-    runs without its identity. psycopg's own transaction handling would add two round trips (in
-    a pipeline it syncs after the BEGIN it sends and again in `commit()`), so the connection is
-    in autocommit mode (psycopg sends no BEGIN) only while the pipeline runs.
+    """The identity statement and the query as one pipeline: one transaction, one round trip
+    (`db.pipeline`). The identity statement goes first, so the query never runs without it.
 
     With `at_least` (a replica read for a client's last write), the replay position is checked
     in the same pipeline; None when the server has not replayed that far.
     """
     if conn.info.transaction_status != TransactionStatus.IDLE:
         conn.rollback()  # the identity statement must open the transaction
-    cursor = conn.cursor(row_factory=namedtuple_row)
-    conn.autocommit = True
-    try:
-        with conn.pipeline():
-            conn.execute(IDENTITY_SQL, identity)
-            replayed = (
-                None
-                if at_least is None
-                else conn.execute(_REPLAYED_AT_LEAST, {"at_least": format_lsn(at_least)})
-            )
-            cursor.execute(query.sql, query.params)
-        if replayed is not None:
-            row = replayed.fetchone()
-            if row is None or not row[0]:
-                return None
-        return cursor.fetchall()
-    except BaseException:
-        if not conn.closed:
-            try:
-                conn.rollback()
-            except psycopg.Error:
-                log.debug("rollback failed on a broken connection", exc_info=True)
-        raise
-    finally:
-        _leave_autocommit(conn)
+    statements: list[tuple[str, Mapping[str, Any]]] = [(IDENTITY_SQL, identity)]
+    if at_least is not None:
+        statements.append((_REPLAYED_AT_LEAST, {"at_least": format_lsn(at_least)}))
+    statements.append((query.sql, query.params))
+    results = run_pipeline(conn, statements, _prepared(pooled, conn))
+    if at_least is not None:
+        replayed = results[1]
+        if not (replayed and replayed[0][0]):
+            return None
+    return results[-1]
 
 
-def _leave_autocommit(conn: psycopg.Connection[Any]) -> None:
-    """Hand the connection back as the write path expects it: outside autocommit.
-
-    A pooled connection left in autocommit would run the write path's identity statement as a
-    transaction of its own, so when that cannot be undone the connection is closed (the pool
-    replaces a closed connection).
-    """
-    try:
-        conn.autocommit = False
-    except psycopg.Error:
-        log.debug("closing a connection that could not leave autocommit", exc_info=True)
-        conn.close()
+def _prepared(pooled: PoolProxiedConnection, conn: psycopg.Connection[Any]) -> Prepared | None:
+    """This connection's prepared statements, when the engine prepares them at all (psycopg's
+    `prepare_threshold`, set from DB_PREPARED_STATEMENTS by `db.engine.build_engine`)."""
+    if conn.prepare_threshold is None:
+        return None
+    prepared = pooled.info.get("prepared")
+    if not isinstance(prepared, Prepared):
+        prepared = pooled.info["prepared"] = Prepared(conn.prepare_threshold)
+    return prepared

@@ -1,0 +1,198 @@
+"""One read, one network write: the identity statement and the query sent together, one Sync.
+
+psycopg's pipeline mode runs a loop per statement: it waits for the socket to be writable,
+flushes, queues the next statement, and polls again. For the identity statement and a query
+that was 4 `sendto` and 7 `poll` calls per read (strace), and about two thirds of the client's
+CPU for the read (docs/performance.md). Here every statement is queued in libpq's buffer
+through the connection's own libpq handle (`Connection.pgconn`, psycopg's documented door to
+what it does not wrap), flushed at once with the Sync, and the answers are read as they arrive.
+Values are dumped and rows loaded by psycopg's own adapters (`psycopg.adapt.Transformer`), so
+they travel exactly as `cursor.execute` would send them: bound parameters, never SQL text.
+
+Up to its Sync a pipeline is one implicit transaction (PostgreSQL's extended protocol): the
+first statement opens it, a failed statement makes the server skip the rest, and the Sync ends
+it, committing or rolling back. That is what lets the identity statement's `SET LOCAL` settings
+cover the query and die with it.
+
+With `prepare`, a statement seen often enough on this connection is sent as a named prepared
+statement (Parse once, then Bind/Execute only), the way psycopg's `prepare_threshold` works: for
+direct PostgreSQL and poolers that track protocol-level prepared statements (PgBouncer 1.21+).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import select
+from collections import namedtuple
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import psycopg
+from psycopg import abc, pq
+from psycopg.adapt import PyFormat, Transformer
+from psycopg.errors import error_from_result
+
+# psycopg's placeholder style: `%(name)s` for a value, `%%` for a literal `%`.
+_PLACEHOLDER = re.compile(r"%(?:\((\w+)\)s|%)")
+_READABLE = select.POLLIN | select.POLLERR | select.POLLHUP
+_FAILED = (pq.ExecStatus.FATAL_ERROR, pq.ExecStatus.PIPELINE_ABORTED)
+
+
+@dataclass(frozen=True)
+class Statement:
+    """A statement in PostgreSQL's own placeholder style (`$1`...), the order its values bind."""
+
+    sql: bytes
+    names: tuple[str, ...]
+
+
+@lru_cache(maxsize=256)
+def statement(sql: str) -> Statement:
+    """`sql` with psycopg's named placeholders turned into positional ones (compiled once)."""
+    names: list[str] = []
+
+    def positional(match: re.Match[str]) -> str:
+        name = match[1]
+        if name is None:
+            return "%"
+        if name not in names:
+            names.append(name)
+        return f"${names.index(name) + 1}"
+
+    return Statement(_PLACEHOLDER.sub(positional, sql).encode(), tuple(names))
+
+
+@dataclass
+class Prepared:
+    """One connection's prepared statements, and how often each statement ran unprepared."""
+
+    threshold: int
+    names: set[bytes] = field(default_factory=set)
+    runs: dict[bytes, int] = field(default_factory=dict)
+
+    def name_for(self, sql: bytes, types: Sequence[int]) -> tuple[bytes, bool]:
+        """The statement's name, and whether it still has to be prepared (Parse) on this run."""
+        digest = hashlib.blake2b(sql + repr(tuple(types)).encode(), digest_size=12).hexdigest()
+        name = f"tasks_api_{digest}".encode()
+        if name in self.names:
+            return name, False
+        runs = self.runs.get(name, 0) + 1
+        self.runs[name] = runs
+        return name, runs > self.threshold
+
+
+@lru_cache(maxsize=64)
+def _row_type(fields: tuple[str, ...]) -> Any:
+    return namedtuple("Row", fields, rename=True)  # the columns are known only at run time
+
+
+def run_pipeline(
+    conn: psycopg.Connection[Any],
+    statements: Sequence[tuple[str, Mapping[str, Any]]],
+    prepared: Prepared | None = None,
+) -> list[list[Any]]:
+    """Run `statements` in order as one transaction in one round trip; each one's rows
+    (named tuples). The first failure is raised as psycopg would raise it, after the Sync, with
+    the connection idle again; a connection the exchange broke is closed."""
+    pgconn = conn.pgconn
+    encoding = conn.info.encoding
+    transformer: abc.Transformer = Transformer(conn)
+    parsed: list[bytes] = []
+    pgconn.enter_pipeline_mode()
+    try:
+        for sql, params in statements:
+            parsed.extend(_queue(pgconn, transformer, statement(sql), params, prepared))
+        pgconn.pipeline_sync()
+        _flush(pgconn)
+        results = _collect(pgconn)
+        pgconn.exit_pipeline_mode()
+    except BaseException:
+        conn.close()  # an exchange cut short leaves the protocol state unknown
+        raise
+    if prepared is not None:
+        # A Parse that ran is a prepared statement on the server, even if a later statement
+        # failed: prepared statements are not transactional.
+        prepared.names.update(
+            name for name, result in zip(parsed, results, strict=True) if name and _ok(result)
+        )
+    failed = next((r for r in results if r.status == pq.ExecStatus.FATAL_ERROR), None)
+    if failed is not None:
+        raise error_from_result(failed, encoding=encoding)
+    answers = [result for name, result in zip(parsed, results, strict=True) if not name]
+    return [_rows(transformer, result, encoding) for result in answers]
+
+
+def _queue(
+    pgconn: pq.abc.PGconn,
+    transformer: abc.Transformer,
+    stmt: Statement,
+    params: Mapping[str, Any],
+    prepared: Prepared | None,
+) -> list[bytes]:
+    """Queue one statement; the names of the Parse messages it queued before it, each followed
+    by b"" for the statement itself (so results line up with what was sent)."""
+    values = transformer.dump_sequence(
+        [params[name] for name in stmt.names], [PyFormat.AUTO] * len(stmt.names)
+    )
+    types = transformer.types or ()
+    formats = transformer.formats
+    if prepared is None:
+        pgconn.send_query_params(stmt.sql, values, param_types=types, param_formats=formats)
+        return [b""]
+    name, parse = prepared.name_for(stmt.sql, types)
+    if name not in prepared.names and not parse:
+        pgconn.send_query_params(stmt.sql, values, param_types=types, param_formats=formats)
+        return [b""]
+    queued = []
+    if parse:
+        pgconn.send_prepare(name, stmt.sql, param_types=types)
+        queued.append(name)
+    pgconn.send_query_prepared(name, values, param_formats=formats)
+    return [*queued, b""]
+
+
+def _flush(pgconn: pq.abc.PGconn) -> None:
+    """Send libpq's buffer, reading whatever the server answers meanwhile (so neither side can
+    block on a full buffer)."""
+    poller = select.poll()
+    poller.register(pgconn.socket, _READABLE | select.POLLOUT)
+    while pgconn.flush():
+        for _, events in poller.poll():
+            if events & _READABLE:
+                pgconn.consume_input()
+
+
+def _collect(pgconn: pq.abc.PGconn) -> list[pq.abc.PGresult]:
+    """Every statement's result up to the Sync's, in the order they were sent."""
+    poller = select.poll()
+    poller.register(pgconn.socket, _READABLE)
+    results: list[pq.abc.PGresult] = []
+    while True:
+        while pgconn.is_busy():
+            poller.poll()
+            pgconn.consume_input()  # raises OperationalError when the connection is gone
+        result = pgconn.get_result()
+        if result is None:
+            if pgconn.status != pq.ConnStatus.OK:
+                raise psycopg.OperationalError(pgconn.get_error_message())
+            continue  # the end of one statement's results
+        if result.status == pq.ExecStatus.PIPELINE_SYNC:
+            return results
+        results.append(result)
+
+
+def _ok(result: pq.abc.PGresult) -> bool:
+    return result.status not in _FAILED
+
+
+def _rows(transformer: abc.Transformer, result: pq.abc.PGresult, encoding: str) -> list[Any]:
+    if result.status != pq.ExecStatus.TUPLES_OK:
+        return []
+    fields = tuple((result.fname(i) or b"?").decode(encoding) for i in range(result.nfields))
+    row = _row_type(fields)
+    transformer.set_pgresult(result)
+    rows: list[Any] = transformer.load_rows(0, result.ntuples, row._make)
+    return rows

@@ -1,0 +1,153 @@
+"""db.pipeline: statements sent together as one transaction, bound, and answered in order."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import psycopg
+import pytest
+from psycopg.pq import TransactionStatus
+
+from db.pipeline import Prepared, run_pipeline, statement
+
+
+@pytest.fixture
+def conn(database_url: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(database_url) as connection:
+        yield connection
+
+
+def _prepared_names(conn: psycopg.Connection) -> set[str]:
+    rows = conn.execute("SELECT name FROM pg_prepared_statements").fetchall()
+    conn.rollback()
+    return {name for (name,) in rows}
+
+
+def test_named_placeholders_become_positional_in_order_of_first_use() -> None:
+    converted = statement("SELECT %(b)s, %(a)s, %(b)s, 10 %% 3")
+    assert converted.sql == b"SELECT $1, $2, $1, 10 % 3"
+    assert converted.names == ("b", "a")
+
+
+def test_each_statements_rows_come_back_in_order_with_their_column_names(
+    conn: psycopg.Connection,
+) -> None:
+    first, second = run_pipeline(
+        conn, [("SELECT 1 AS one", {}), ("SELECT n FROM generate_series(1, 3) AS n", {})]
+    )
+    assert [row.one for row in first] == [1]
+    assert [row.n for row in second] == [1, 2, 3]
+
+
+def test_values_are_bound_and_loaded_with_their_types(conn: psycopg.Connection) -> None:
+    hostile = "'); DROP TABLE task; --"
+    task_id = uuid.uuid4()
+    moment = datetime(2026, 12, 1, 10, 30, 15, 123456, tzinfo=UTC)
+    ((row,),) = run_pipeline(
+        conn,
+        [
+            (
+                "SELECT %(text)s::text AS text, %(id)s::uuid AS id, %(at)s::timestamptz AS at,"
+                " %(n)s::integer + 1 AS n, %(missing)s::text AS missing",
+                {"text": hostile, "id": task_id, "at": moment, "n": 41, "missing": None},
+            )
+        ],
+    )
+    assert (row.text, row.id, row.at, row.n, row.missing) == (hostile, task_id, moment, 42, None)
+
+
+def test_the_statements_share_one_transaction_that_ends_at_the_sync(
+    conn: psycopg.Connection,
+) -> None:
+    _, (row,) = run_pipeline(
+        conn,
+        [
+            ("SELECT set_config('app.user_id', %(user)s, true)", {"user": "alice"}),
+            ("SELECT current_setting('app.user_id') AS user_id", {}),
+        ],
+    )
+    assert row.user_id == "alice"
+    assert conn.info.transaction_status == TransactionStatus.IDLE
+    after = conn.execute("SELECT current_setting('app.user_id', true)").fetchone()
+    assert after is not None and after[0] in (None, "")
+
+
+def test_a_failed_statement_is_raised_and_nothing_after_it_runs(
+    conn: psycopg.Connection, owner_conn: psycopg.Connection
+) -> None:
+    marker = f"pipeline-{uuid.uuid4().hex}"
+    with pytest.raises(psycopg.errors.DivisionByZero):
+        run_pipeline(
+            conn,
+            [
+                ("SELECT 1 / 0", {}),
+                ("INSERT INTO task (user_id, title) VALUES (%(user)s, 'x')", {"user": marker}),
+            ],
+        )
+    leftover = owner_conn.execute("SELECT count(*) FROM task WHERE user_id = %s", (marker,))
+    assert leftover.fetchone() == (0,)
+
+
+def test_a_failure_rolls_back_what_ran_before_it(
+    conn: psycopg.Connection, owner_conn: psycopg.Connection
+) -> None:
+    marker = f"pipeline-{uuid.uuid4().hex}"
+    with pytest.raises(psycopg.errors.DivisionByZero):
+        run_pipeline(
+            conn,
+            [
+                ("INSERT INTO task (user_id, title) VALUES (%(user)s, 'x')", {"user": marker}),
+                ("SELECT 1 / 0", {}),
+            ],
+        )
+    leftover = owner_conn.execute("SELECT count(*) FROM task WHERE user_id = %s", (marker,))
+    assert leftover.fetchone() == (0,)
+
+
+def test_after_a_failure_the_connection_is_idle_and_serves_the_next_pipeline(
+    conn: psycopg.Connection,
+) -> None:
+    with pytest.raises(psycopg.errors.DivisionByZero):
+        run_pipeline(conn, [("SELECT 1 / 0", {})])
+    assert conn.info.transaction_status == TransactionStatus.IDLE
+    ((row,),) = run_pipeline(conn, [("SELECT 2 AS two", {})])
+    assert row.two == 2
+
+
+def test_a_connection_the_server_ended_is_raised_as_operational_and_closed(
+    conn: psycopg.Connection, owner_conn: psycopg.Connection
+) -> None:
+    owner_conn.execute("SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))
+    with pytest.raises(psycopg.OperationalError):
+        run_pipeline(conn, [("SELECT 1", {})])
+    assert conn.closed
+
+
+def test_without_prepare_no_statement_is_prepared(conn: psycopg.Connection) -> None:
+    for _ in range(6):
+        run_pipeline(conn, [("SELECT %(n)s::int AS n", {"n": 1})])
+    assert not any(name.startswith("tasks_api_") for name in _prepared_names(conn))
+
+
+def test_a_statement_is_prepared_once_it_ran_threshold_times(conn: psycopg.Connection) -> None:
+    prepared = Prepared(threshold=2)
+    for _ in range(2):
+        run_pipeline(conn, [("SELECT %(n)s::int AS n", {"n": 1})], prepared)
+    assert not any(name.startswith("tasks_api_") for name in _prepared_names(conn))
+    ((row,),) = run_pipeline(conn, [("SELECT %(n)s::int AS n", {"n": 7})], prepared)
+    assert row.n == 7
+    names = {name.decode() for name in prepared.names}
+    assert len(names) == 1 and names <= _prepared_names(conn)
+    ((row,),) = run_pipeline(conn, [("SELECT %(n)s::int AS n", {"n": 8})], prepared)
+    assert row.n == 8  # now Bind/Execute of the prepared statement alone
+
+
+def test_a_statement_whose_parse_failed_is_not_taken_for_prepared(
+    conn: psycopg.Connection,
+) -> None:
+    prepared = Prepared(threshold=0)
+    with pytest.raises(psycopg.errors.UndefinedTable):
+        run_pipeline(conn, [("SELECT * FROM no_such_table_here", {})], prepared)
+    assert prepared.names == set()
