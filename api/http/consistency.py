@@ -109,5 +109,3 @@ async def read_after(codec: Tokens, token: TokenHeader = None) -> int | None:
     """The LSN a read must reflect, from the request's `Consistency-Token` (None without)."""
     return None if token is None else codec.decode(token)
 
-
-ReadAfter = Annotated[int | None, Depends(read_after)]

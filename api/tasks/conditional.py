@@ -67,16 +67,18 @@ async def if_match_fields(
     return None if if_match is None else request.headers.getlist("if-match")
 
 
+IfNoneMatchHeader = Annotated[
+    str | None,
+    Header(
+        alias="If-None-Match",
+        max_length=1024,
+        description="On a read: 304 when the current ETag is listed (or `*`). On a write: "
+        "412 when the task exists and its ETag is listed (or `*`).",
+    ),
+]
+
+
 async def if_none_match_fields(
-    request: Request,
-    if_none_match: Annotated[
-        str | None,
-        Header(
-            alias="If-None-Match",
-            max_length=1024,
-            description="On a read: 304 when the current ETag is listed (or `*`). On a write: "
-            "412 when the task exists and its ETag is listed (or `*`).",
-        ),
-    ] = None,
+    request: Request, if_none_match: IfNoneMatchHeader = None
 ) -> list[str] | None:
     return None if if_none_match is None else request.headers.getlist("if-none-match")

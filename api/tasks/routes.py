@@ -19,7 +19,7 @@ from sqlmodel import Session
 
 from api.deps import CurrentCaller, UnitOfWorkDep
 from api.http.consistency import HEADER as CONSISTENCY_TOKEN
-from api.http.consistency import ReadAfter, TokenCodec, Tokens
+from api.http.consistency import TokenCodec, Tokens
 from api.http.openapi import COMMON_STATUSES, problem_responses, success_headers
 from api.http.tenant_route import TenantRoute
 from api.paths import TENANT_PREFIX, task_path, tenant_path
@@ -33,6 +33,7 @@ from api.tasks.conditional import (
 )
 from api.tasks.cursor import CURSOR_PATTERN, decode_cursor, encode_cursor
 from api.tasks.idempotency import Created, IdempotencyKeyHeader, create_once
+from api.tasks.reads import TaskRead
 from api.tasks.schemas import PAGE_MAX, TaskCreate, TaskPage, TaskPatch, TaskPublic, TaskReplace
 from db import tasks
 from db.tasks import DocumentRow, PageRow, Position, SortOrder, StatusFilter, TaskRecord
@@ -172,11 +173,8 @@ def _next_link(request: Request, user: str, sort: SortOrder, position: Position)
     },
 )
 def list_tasks(
-    caller: CurrentCaller,
-    db: UnitOfWorkDep,
+    read: TaskRead,
     request: Request,
-    read_after: ReadAfter,
-    if_none_match: IfNoneMatch,
     status: Annotated[StatusFilter, Query(description="Which tasks to include.")] = (
         StatusFilter.all
     ),
@@ -197,10 +195,10 @@ def list_tasks(
     ] = None,
 ) -> Response:
     """Newest first by default. When more tasks follow, `Link` carries the next page's URL."""
-    user = caller.user_id
+    user = read.user
     after = decode_cursor(sort, cursor) if cursor else None
     query = tasks.list_query(user, status=status, sort=sort, limit=limit, after=after)
-    page: PageRow = db.read(user, query, from_replica=True, at_least=read_after)[0]
+    page: PageRow = read.rows(query)[0]
     # PostgreSQL wrote the JSON (db/tasks.py): its bytes go out untouched.
     body = page.body.encode()
     headers: dict[str, str] = {}
@@ -210,7 +208,7 @@ def list_tasks(
     # The page is its tasks and whether another page follows: a page that gained a successor
     # is a new representation, even with the same tasks on it.
     tagged = body + b"\n" + headers["Link"].encode() if "Link" in headers else body
-    if (unchanged := _not_modified(tagged, if_none_match)) is not None:
+    if (unchanged := _not_modified(tagged, read.if_none_match)) is not None:
         return unchanged
     return Response(body, media_type=JSON, headers={"ETag": etag_for(tagged), **headers})
 
@@ -265,23 +263,14 @@ def create_task(
     response_model=TaskPublic,
     responses={200: _TASK_RESPONSE, **_NOT_MODIFIED, **problem_responses(400, 404)},
 )
-def get_task(
-    task_id: TaskIdPath,
-    caller: CurrentCaller,
-    db: UnitOfWorkDep,
-    read_after: ReadAfter,
-    if_none_match: IfNoneMatch,
-) -> Response:
+def get_task(task_id: TaskIdPath, read: TaskRead) -> Response:
     """Another user's task and a missing task are the same 404."""
-    query = tasks.get_query(caller.user_id, task_id)
-    found: list[DocumentRow] = db.read(
-        caller.user_id, query, from_replica=True, at_least=read_after
-    )
+    found: list[DocumentRow] = read.rows(tasks.get_query(read.user, task_id))
     if not found:
         raise TaskNotFound("No such task.")
     # PostgreSQL wrote the document (db/tasks.py); the ETag is computed from these same bytes.
     body = found[0].body.encode()
-    return _not_modified(body, if_none_match) or _task_response(body)
+    return _not_modified(body, read.if_none_match) or _task_response(body)
 
 
 @dataclass(frozen=True)
