@@ -38,7 +38,6 @@ from api.ratelimit.buckets import RateLimits
 from api.ratelimit.middleware import AddressRateLimit, UserRateLimit
 from api.settings import ConfigError, Settings, get_settings
 from api.tasks import routes as tasks
-from api.threads import use_executor
 from db.engine import PoolConfig, build_engine
 from db.identity import TransactionLimits
 from db.replicas import ReplicaSet
@@ -110,11 +109,8 @@ def create_app(
         # only waits, or opens an overflow connection that is closed again on return; that churn
         # cost a third of list's throughput at 64 connections (docs/performance.md).
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.db_pool_size
-        # The task handlers run on the loop's executor (api/http/threads.py): the same bound.
-        executor = use_executor(settings.db_pool_size)
         yield
         await limits.limiter.aclose()
-        executor.shutdown(wait=True)
         uow.dispose()
 
     # /docs and /redoc from assets installed with the package (fastapi-offline): FastAPI's own

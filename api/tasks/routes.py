@@ -35,7 +35,6 @@ from api.tasks.cursor import CURSOR_PATTERN, decode_cursor, encode_cursor
 from api.tasks.idempotency import Created, IdempotencyKeyHeader, create_once
 from api.tasks.reads import TaskRead
 from api.tasks.schemas import PAGE_MAX, TaskCreate, TaskPage, TaskPatch, TaskPublic, TaskReplace
-from api.threads import in_thread
 from db import tasks
 from db.tasks import DocumentRow, PageRow, Position, SortOrder, StatusFilter, TaskRecord
 from db.unit_of_work import Committed
@@ -173,7 +172,6 @@ def _next_link(request: Request, user: str, sort: SortOrder, position: Position)
         **problem_responses(400),
     },
 )
-@in_thread
 def list_tasks(
     read: TaskRead,
     request: Request,
@@ -232,7 +230,6 @@ def list_tasks(
         **problem_responses(400, 415),
     },
 )
-@in_thread
 def create_task(
     body: TaskCreate,
     caller: CurrentCaller,
@@ -266,7 +263,6 @@ def create_task(
     response_model=TaskPublic,
     responses={200: _TASK_RESPONSE, **_NOT_MODIFIED, **problem_responses(400, 404)},
 )
-@in_thread
 def get_task(task_id: TaskIdPath, read: TaskRead) -> Response:
     """Another user's task and a missing task are the same 404."""
     found: list[DocumentRow] = read.rows(tasks.get_query(read.user, task_id))
@@ -315,7 +311,6 @@ _CHANGE_BY_BODY: dict[str, Any] = {
 
 
 @router.put("/{task_id}", operation_id="replaceTask", summary="Replace a task", **_CHANGE_BY_BODY)
-@in_thread
 def replace_task(task_id: TaskIdPath, body: TaskReplace, write: TaskWrite) -> Response:
     """Omitted optional fields go back to their defaults."""
 
@@ -329,7 +324,6 @@ def replace_task(task_id: TaskIdPath, body: TaskReplace, write: TaskWrite) -> Re
     "/{task_id}", operation_id="updateTask", summary="Change some fields of a task",
     **_CHANGE_BY_BODY,
 )
-@in_thread
 def update_task(task_id: TaskIdPath, body: TaskPatch, write: TaskWrite) -> Response:
     """Only the fields sent change; `null` is accepted for `description` alone."""
     changes = body.changes()
@@ -349,7 +343,6 @@ def update_task(task_id: TaskIdPath, body: TaskPatch, write: TaskWrite) -> Respo
     response_model=TaskPublic,
     responses={200: _CHANGED_TASK_RESPONSE, **problem_responses(404, 412)},
 )
-@in_thread
 def toggle_completed(task_id: TaskIdPath, write: TaskWrite) -> Response:
     """Flips `completed`; `If-Match` makes the toggle conditional on the state the caller saw."""
     return write.change(
@@ -368,7 +361,6 @@ def toggle_completed(task_id: TaskIdPath, write: TaskWrite) -> Response:
         **problem_responses(404, 412),
     },
 )
-@in_thread
 def delete_task(task_id: TaskIdPath, write: TaskWrite) -> Response:
     """Gone for good; a second delete, like another user's, is 404."""
 
