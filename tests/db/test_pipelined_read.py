@@ -136,3 +136,20 @@ def test_with_prepared_statements_a_repeated_read_is_prepared_and_keeps_its_iden
         assert any("row_to_json" in statement for (statement,) in prepared)
     finally:
         db.dispose()
+
+
+def test_with_prepared_statements_a_replaced_connection_prepares_again(
+    database_url: str, owner_conn: psycopg.Connection, alice: str
+) -> None:
+    """A new server session knows no prepared statement: the replacement for a connection the
+    server ended must prepare its statements again, not call names it never parsed."""
+    config = PoolConfig(size=1, max_overflow=0, prepared_statements=True)
+    db = UnitOfWork(build_engine(database_url, config))
+    try:
+        first = [db.read(alice, WHO_AM_I)[0] for _ in range(8)][-1]
+        owner_conn.execute("SELECT pg_terminate_backend(%s)", (first.pid,))
+        after = [db.read(alice, WHO_AM_I)[0] for _ in range(8)]
+        assert all((row.role, row.user_id) == ("tasks_app", alice) for row in after)
+        assert after[-1].pid != first.pid
+    finally:
+        db.dispose()
