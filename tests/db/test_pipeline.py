@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 import psycopg
 import pytest
@@ -74,43 +75,45 @@ def test_the_statements_share_one_transaction_that_ends_at_the_sync(
     assert after is not None and after[0] in (None, "")
 
 
+Statement = tuple[str, Mapping[str, Any]]
+_DIVIDE_BY_ZERO: Statement = ("SELECT 1 / 0", {})
+
+
+def _tasks_left_by(
+    conn: psycopg.Connection, owner_conn: psycopg.Connection, *, insert_first: bool
+) -> int:
+    """Run an insert and a failing statement in one pipeline (in the order asked); how many
+    of the inserted tasks remain."""
+    marker = f"pipeline-{uuid.uuid4().hex}"
+    insert: Statement = (
+        "INSERT INTO task (user_id, title) VALUES (%(user)s, 'x')",
+        {"user": marker},
+    )
+    statements = [insert, _DIVIDE_BY_ZERO] if insert_first else [_DIVIDE_BY_ZERO, insert]
+    with pytest.raises(psycopg.errors.DivisionByZero):
+        run_pipeline(conn, statements)
+    row = owner_conn.execute("SELECT count(*) FROM task WHERE user_id = %s", (marker,)).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
 def test_a_failed_statement_is_raised_and_nothing_after_it_runs(
     conn: psycopg.Connection, owner_conn: psycopg.Connection
 ) -> None:
-    marker = f"pipeline-{uuid.uuid4().hex}"
-    with pytest.raises(psycopg.errors.DivisionByZero):
-        run_pipeline(
-            conn,
-            [
-                ("SELECT 1 / 0", {}),
-                ("INSERT INTO task (user_id, title) VALUES (%(user)s, 'x')", {"user": marker}),
-            ],
-        )
-    leftover = owner_conn.execute("SELECT count(*) FROM task WHERE user_id = %s", (marker,))
-    assert leftover.fetchone() == (0,)
+    assert _tasks_left_by(conn, owner_conn, insert_first=False) == 0
 
 
 def test_a_failure_rolls_back_what_ran_before_it(
     conn: psycopg.Connection, owner_conn: psycopg.Connection
 ) -> None:
-    marker = f"pipeline-{uuid.uuid4().hex}"
-    with pytest.raises(psycopg.errors.DivisionByZero):
-        run_pipeline(
-            conn,
-            [
-                ("INSERT INTO task (user_id, title) VALUES (%(user)s, 'x')", {"user": marker}),
-                ("SELECT 1 / 0", {}),
-            ],
-        )
-    leftover = owner_conn.execute("SELECT count(*) FROM task WHERE user_id = %s", (marker,))
-    assert leftover.fetchone() == (0,)
+    assert _tasks_left_by(conn, owner_conn, insert_first=True) == 0
 
 
 def test_after_a_failure_the_connection_is_idle_and_serves_the_next_pipeline(
     conn: psycopg.Connection,
 ) -> None:
     with pytest.raises(psycopg.errors.DivisionByZero):
-        run_pipeline(conn, [("SELECT 1 / 0", {})])
+        run_pipeline(conn, [_DIVIDE_BY_ZERO])
     assert conn.info.transaction_status == TransactionStatus.IDLE
     ((row,),) = run_pipeline(conn, [("SELECT 2 AS two", {})])
     assert row.two == 2
