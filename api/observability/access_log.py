@@ -119,9 +119,7 @@ class RequestObservation:
     def _observe(self, scope: Scope, status: int, seconds: float) -> None:
         route = self.route_template(scope)
         method = scope["method"] if scope["method"] in _METHODS else "other"
-        labels = (method, route, str(status))
-        metrics.REQUESTS.labels(*labels).inc()
-        metrics.LATENCY.labels(*labels).observe(seconds)
+        metrics.record_request(method, route, status, seconds)
         client = scope.get("client")
         caller = caller_of(scope)
         access_log.log(

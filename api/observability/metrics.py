@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import weakref
+from functools import lru_cache
 from typing import Any
 
 from prometheus_client import (
@@ -105,14 +106,38 @@ RATE_LIMIT_DEGRADED = Counter(
 )
 
 
+# A series' child, looked up once: `labels()` checks and locks on every call, and the hot path
+# records five series per request. The label sets are bounded (see above), and so these caches.
+@lru_cache(maxsize=4096)
+def _request_series(method: str, route: str, status: int) -> tuple[Any, Any]:
+    labels = (method, route, str(status))
+    return REQUESTS.labels(*labels), LATENCY.labels(*labels)
+
+
+@lru_cache(maxsize=64)
+def _pool_series(state: str) -> Any:
+    return DB_POOL.labels(state=state)
+
+
+@lru_cache(maxsize=64)
+def _read_series(target: str) -> Any:
+    return DB_READS.labels(target=target)
+
+
+def record_request(method: str, route: str, status: int, seconds: float) -> None:
+    requests, latency = _request_series(method, route, status)
+    requests.inc()
+    latency.observe(seconds)
+
+
 def sample_pool(uow: UnitOfWork) -> None:
     """Copy the pool's public counters, and the unit of work's own count of requests waiting
     for a connection, into the gauges (only QueuePool-like pools report them)."""
     pool = uow.engine.pool
     if isinstance(pool, QueuePool):
-        DB_POOL.labels(state="in_use").set(pool.checkedout())
-        DB_POOL.labels(state="idle").set(pool.checkedin())
-    DB_POOL.labels(state="waiting").set(uow.waiting_for_connection)
+        _pool_series("in_use").set(pool.checkedout())
+        _pool_series("idle").set(pool.checkedin())
+    _pool_series("waiting").set(uow.waiting_for_connection)
 
 
 _instrumented: weakref.WeakSet[UnitOfWork] = weakref.WeakSet()
@@ -135,7 +160,7 @@ def instrument(uow: UnitOfWork) -> None:
 
 
 def record_read(served: ReadServed) -> None:
-    DB_READS.labels(target=served.target).inc()
+    _read_series(served.target).inc()
     if served.fallback is not None:
         READS_SENT_TO_PRIMARY.labels(reason=served.fallback).inc()
 
