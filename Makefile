@@ -1,5 +1,5 @@
 # Conveniences over dev.py (which needs only Python 3.11+; `make` is optional).
-.PHONY: run test test-pg15 lint bench bench-smoke fuzz audit openapi
+.PHONY: run test test-pg15 lint bench bench-smoke bench-instructions fuzz audit openapi
 
 run:            ## set up .venv and serve on an embedded PostgreSQL
 	python3 dev.py run
@@ -18,6 +18,9 @@ bench:          ## the benchmark harness (fresh database, pgbench floor, wrk loa
 
 bench-smoke:
 	.venv/bin/python bench/run.py --smoke
+
+bench-instructions:  ## instructions per request under callgrind: A=$(A) (a checkout) against this one
+	.venv/bin/python bench/instructions.py --a-source $(A)
 
 fuzz:           ## a longer schemathesis run; prints the seed and counts
 	.venv/bin/python scripts/fuzz.py

@@ -8,6 +8,7 @@ in-process (its own `create_app`, the ASGI app called directly: every middleware
 FastAPI, the thread hand-off, the driver and the access log, no HTTP server and no socket to the
 client), warms it up uninstrumented, then counts `--requests` requests with `--concurrency` in
 flight against a freshly seeded database, and prints instructions per request and B/A.
+`--ops framework` counts bench/framework_floor.py's constant page through the same stack.
 PostgreSQL's own work is not in the count (another process); `bench/run.py` measures it.
 """
 
@@ -40,16 +41,21 @@ _TOTALS = re.compile(r"^totals: (\d+)", re.MULTILINE)
 def _path(op: str, user: int, tasks_per_user: int, rng: random.Random) -> str:
     if op == "list":
         return f"/api/{user}/tasks"
+    if op == "framework":  # bench/framework_floor.py: the same stack, a constant page
+        return f"/api/{user}/constant"
     if op == "get":
         prefix = os.environ["BENCH_TASK_ID_PREFIX"]
         task = f"{prefix}{user * 1000 + rng.randint(1, tasks_per_user):012d}"
         return f"/api/{user}/tasks/{task}"
-    raise ValueError(f"unknown operation {op!r} (list or get)")
+    raise ValueError(f"unknown operation {op!r} (list, get or framework)")
 
 
 async def _drive(op: str, requests: int, concurrency: int, warmup: int) -> None:
     """The child: serve `requests` requests through the app of the checkout on sys.path."""
-    from api.app import create_app
+    if op == "framework":
+        from bench.framework_floor import create_app
+    else:
+        from api.app import create_app
 
     users = int(os.environ["BENCH_USERS"])
     tasks_per_user = int(os.environ["BENCH_TASKS_PER_USER"])
