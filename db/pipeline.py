@@ -73,15 +73,24 @@ class Prepared:
     names: set[bytes] = field(default_factory=set)
     runs: dict[bytes, int] = field(default_factory=dict)
 
-    def name_for(self, sql: bytes, types: Sequence[int]) -> tuple[bytes, bool]:
-        """The statement's name, and whether it still has to be prepared (Parse) on this run."""
+    def plan(self, sql: bytes, types: Sequence[int]) -> tuple[bytes | None, bool]:
+        """How to send the statement this time: its prepared name (None: unprepared, it has not
+        run often enough yet) and whether to Parse it first. A name to Parse counts as prepared
+        from now on (a repeat later in the same pipeline uses it); `forget` undoes that when
+        the Parse failed."""
         digest = hashlib.blake2b(sql + repr(tuple(types)).encode(), digest_size=12).hexdigest()
         name = f"tasks_api_{digest}".encode()
         if name in self.names:
             return name, False
         runs = self.runs.get(name, 0) + 1
         self.runs[name] = runs
-        return name, runs > self.threshold
+        if runs <= self.threshold:
+            return None, False
+        self.names.add(name)
+        return name, True
+
+    def forget(self, name: bytes) -> None:
+        self.names.discard(name)
 
 
 @lru_cache(maxsize=64)
@@ -113,11 +122,11 @@ def run_pipeline(
         conn.close()  # an exchange cut short leaves the protocol state unknown
         raise
     if prepared is not None:
-        # A Parse that ran is a prepared statement on the server, even if a later statement
-        # failed: prepared statements are not transactional.
-        prepared.names.update(
-            name for name, result in zip(parsed, results, strict=True) if name and _ok(result)
-        )
+        # A Parse that ran is a prepared statement on the server even if a later statement
+        # failed (prepared statements are not transactional); one that did not run is not.
+        for name, result in zip(parsed, results, strict=True):
+            if name and not _ok(result):
+                prepared.forget(name)
     failed = next((r for r in results if r.status == pq.ExecStatus.FATAL_ERROR), None)
     if failed is not None:
         raise error_from_result(failed, encoding=encoding)
@@ -132,26 +141,21 @@ def _queue(
     params: Mapping[str, Any],
     prepared: Prepared | None,
 ) -> list[bytes]:
-    """Queue one statement; the names of the Parse messages it queued before it, each followed
-    by b"" for the statement itself (so results line up with what was sent)."""
+    """Queue one statement. What was queued, one entry per result to come: a Parse's
+    statement name, then b"" for the statement's own result."""
     values = transformer.dump_sequence(
         [params[name] for name in stmt.names], [PyFormat.AUTO] * len(stmt.names)
     )
     types = transformer.types or ()
     formats = transformer.formats
-    if prepared is None:
+    name, parse = (None, False) if prepared is None else prepared.plan(stmt.sql, types)
+    if name is None:
         pgconn.send_query_params(stmt.sql, values, param_types=types, param_formats=formats)
         return [b""]
-    name, parse = prepared.name_for(stmt.sql, types)
-    if name not in prepared.names and not parse:
-        pgconn.send_query_params(stmt.sql, values, param_types=types, param_formats=formats)
-        return [b""]
-    queued = []
     if parse:
         pgconn.send_prepare(name, stmt.sql, param_types=types)
-        queued.append(name)
     pgconn.send_query_prepared(name, values, param_formats=formats)
-    return [*queued, b""]
+    return [name, b""] if parse else [b""]
 
 
 def _flush(pgconn: pq.abc.PGconn) -> None:

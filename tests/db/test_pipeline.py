@@ -154,3 +154,12 @@ def test_a_statement_whose_parse_failed_is_not_taken_for_prepared(
     with pytest.raises(psycopg.errors.UndefinedTable):
         run_pipeline(conn, [("SELECT * FROM no_such_table_here", {})], prepared)
     assert prepared.names == set()
+
+
+def test_a_statement_repeated_in_one_pipeline_is_prepared_once(conn: psycopg.Connection) -> None:
+    prepared = Prepared(threshold=0)
+    first, second = run_pipeline(
+        conn, [("SELECT %(n)s::int AS n", {"n": 1}), ("SELECT %(n)s::int AS n", {"n": 2})], prepared
+    )
+    assert (first[0].n, second[0].n) == (1, 2)
+    assert len(prepared.names) == 1
