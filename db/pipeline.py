@@ -78,8 +78,7 @@ class Prepared:
         run often enough yet) and whether to Parse it first. A name to Parse counts as prepared
         from now on (a repeat later in the same pipeline uses it); `forget` undoes that when
         the Parse failed."""
-        digest = hashlib.blake2b(sql + repr(tuple(types)).encode(), digest_size=12).hexdigest()
-        name = f"tasks_api_{digest}".encode()
+        name = _statement_name(sql, tuple(types))
         if name in self.names:
             return name, False
         runs = self.runs.get(name, 0) + 1
@@ -91,6 +90,13 @@ class Prepared:
 
     def forget(self, name: bytes) -> None:
         self.names.discard(name)
+
+
+@lru_cache(maxsize=256)
+def _statement_name(sql: bytes, types: tuple[int, ...]) -> bytes:
+    """A name that differs whenever the text or the parameter types do (hashed once each)."""
+    digest = hashlib.blake2b(sql + repr(types).encode(), digest_size=12).hexdigest()
+    return f"tasks_api_{digest}".encode()
 
 
 @lru_cache(maxsize=64)
