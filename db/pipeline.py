@@ -17,6 +17,11 @@ cover the query and die with it.
 With `prepare`, a statement seen often enough on this connection is sent as a named prepared
 statement (Parse once, then Bind/Execute only), the way psycopg's `prepare_threshold` works: for
 direct PostgreSQL and poolers that track protocol-level prepared statements (PgBouncer 1.21+).
+The server can drop them behind our back: psycopg sends `DEALLOCATE ALL` after a ROLLBACK once
+it has prepared statements of its own (the write path on the same pooled connection), and so
+does `DISCARD ALL`. The pipeline that finds one missing failed before anything committed (the
+Bind is refused, the implicit transaction rolls back at the Sync), so it runs once more with
+every statement parsed again.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from functools import lru_cache
 from typing import Any
 
 import psycopg
-from psycopg import abc, pq
+from psycopg import abc, errors, pq
 from psycopg.adapt import PyFormat, Transformer
 from psycopg.errors import error_from_result
 
@@ -91,6 +96,10 @@ class Prepared:
     def forget(self, name: bytes) -> None:
         self.names.discard(name)
 
+    def forget_all(self) -> None:
+        """The server holds none of them any more (`DEALLOCATE ALL`, `DISCARD ALL`)."""
+        self.names.clear()
+
 
 @lru_cache(maxsize=256)
 def _statement_name(sql: bytes, types: tuple[int, ...]) -> bytes:
@@ -112,6 +121,20 @@ def run_pipeline(
     """Run `statements` in order as one transaction in one round trip; each one's rows
     (named tuples). The first failure is raised as psycopg would raise it, after the Sync, with
     the connection idle again; a connection the exchange broke is closed."""
+    try:
+        return _run_once(conn, statements, prepared)
+    except errors.InvalidSqlStatementName:
+        if prepared is None or not prepared.names:
+            raise
+        prepared.forget_all()  # a second round trip, only after the server dropped them
+        return _run_once(conn, statements, prepared)
+
+
+def _run_once(
+    conn: psycopg.Connection[Any],
+    statements: Sequence[tuple[str, Mapping[str, Any]]],
+    prepared: Prepared | None,
+) -> list[list[Any]]:
     pgconn = conn.pgconn
     encoding = conn.info.encoding
     transformer: abc.Transformer = Transformer(conn)

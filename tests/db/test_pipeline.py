@@ -163,3 +163,15 @@ def test_a_statement_repeated_in_one_pipeline_is_prepared_once(conn: psycopg.Con
     )
     assert (first[0].n, second[0].n) == (1, 2)
     assert len(prepared.names) == 1
+
+
+def test_a_statement_the_server_dropped_is_prepared_again(conn: psycopg.Connection) -> None:
+    """`DEALLOCATE ALL` (psycopg sends it after a ROLLBACK) leaves our names pointing at
+    nothing: the pipeline that finds out runs again, parsing them anew."""
+    prepared = Prepared(threshold=0)
+    run_pipeline(conn, [("SELECT %(n)s::int AS n", {"n": 1})], prepared)
+    conn.execute("DEALLOCATE ALL")
+    conn.commit()
+    ((row,),) = run_pipeline(conn, [("SELECT %(n)s::int AS n", {"n": 2})], prepared)
+    assert row.n == 2
+    assert {name.decode() for name in prepared.names} <= _prepared_names(conn)

@@ -15,9 +15,11 @@ from pathlib import Path
 import psycopg
 import pytest
 from psycopg import pq
+from sqlmodel import Session, select
 
 from db import tasks
 from db.engine import PoolConfig, build_engine
+from db.models import Task
 from db.tasks import SortOrder, StatusFilter
 from db.unit_of_work import Query, UnitOfWork
 
@@ -134,6 +136,31 @@ def test_with_prepared_statements_a_repeated_read_is_prepared_and_keeps_its_iden
         with db.engine.connect() as conn:
             prepared = conn.exec_driver_sql("SELECT statement FROM pg_prepared_statements").all()
         assert any("row_to_json" in statement for (statement,) in prepared)
+    finally:
+        db.dispose()
+
+
+def test_with_prepared_statements_a_read_after_a_failed_write_on_its_connection_succeeds(
+    database_url: str, alice: str
+) -> None:
+    """Once psycopg has prepared statements of its own on the write path, a rolled-back
+    transaction makes it send `DEALLOCATE ALL`, which drops the read's too: the next read on
+    that connection must still answer."""
+    config = PoolConfig(size=1, max_overflow=0, prepared_statements=True)
+    db = UnitOfWork(build_engine(database_url, config))
+
+    def refused(session: Session) -> None:
+        session.exec(select(Task).where(Task.user_id == alice)).all()
+        raise LookupError("the handler refuses the write")
+
+    try:
+        for _ in range(8):
+            db.read(alice, WHO_AM_I)
+            db.run(alice, lambda session: session.exec(select(Task)).all())
+        with pytest.raises(LookupError):
+            db.run(alice, refused)
+        (row,) = db.read(alice, WHO_AM_I)
+        assert (row.role, row.user_id) == ("tasks_app", alice)
     finally:
         db.dispose()
 
