@@ -13,6 +13,8 @@ from typing import Annotated
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from db.engine import PrepareMode
+
 MIN_SECRET_BYTES = 32
 HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
 ASYMMETRIC_ALGORITHMS = frozenset(
@@ -87,8 +89,9 @@ class Settings(BaseSettings):
     db_startup_wait_seconds: float = Field(default=30.0, ge=0)
     db_statement_timeout_ms: int = Field(default=5000, ge=1)
     db_idle_in_transaction_timeout_ms: int = Field(default=10000, ge=1)
-    # Off by default: a transaction-mode pooler (PgBouncer < 1.21, Neon) cannot keep them.
-    db_prepared_statements: bool = False
+    # `auto`: prepared on a connection that reaches PostgreSQL itself, never behind a pooler
+    # (PgBouncer < 1.21 cannot keep them); `true` also behind one (PgBouncer 1.21+); `false` never.
+    db_prepared_statements: PrepareMode = "auto"
 
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
     # The HTTP server (uvicorn with httptools) sets no limit of its own on request headers.

@@ -13,7 +13,7 @@ import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeAlias, TypeVar
 
 import psycopg
 from sqlalchemy import Engine, create_engine, event
@@ -26,6 +26,13 @@ from db.errors import is_transient_connect_error
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+PrepareMode: TypeAlias = bool | Literal["auto"]
+"""Server-side prepared statements: always, never, or `auto` (only on a connection that reaches
+one PostgreSQL backend for its whole life, see `reaches_one_backend`)."""
+
+# psycopg prepares a statement on its fifth run on a connection (its own default threshold).
+PREPARE_THRESHOLD = 5
 
 def sqlalchemy_url(url: str) -> str:
     """Accept the plain `postgresql://...` URL Neon's console gives; use the psycopg driver."""
@@ -51,7 +58,7 @@ class PoolConfig:
     # costs two round trips per request (psycopg opens a transaction for its SELECT 1) and
     # would put that SELECT ahead of the identity statement.
     pre_ping: bool = False
-    prepared_statements: bool = False
+    prepared_statements: PrepareMode = "auto"
 
 
 def retry_connect(connect: Callable[[], T], budget_seconds: float) -> T:
@@ -86,12 +93,13 @@ def build_engine(url: str, config: PoolConfig | None = None) -> Engine:
     """A bounded pool whose dead connections are replaced, so one Neon scale-to-zero does not
     fail a request.
 
-    Prepared statements are off unless asked for: PgBouncer in transaction mode (before 1.21)
-    and Neon's pooler may hand the next transaction a server connection that never saw them.
-    Turn them on (DB_PREPARED_STATEMENTS=true) directly against PostgreSQL or behind PgBouncer
-    1.21+ with `max_prepared_statements` > 0, which tracks protocol-level prepared statements:
-    psycopg then prepares a statement on its fifth run, the pipelined read included
-    (docs/performance.md has the measured gain, and what is not yet proved behind a pooler).
+    Prepared statements (psycopg prepares a statement on its fifth run, the pipelined read
+    included) save PostgreSQL the parse and plan of every statement: a third of its CPU per
+    list (docs/performance.md). A transaction-mode pooler that does not track them (PgBouncer
+    before 1.21) hands the next transaction a server connection that never saw them, so with
+    `auto`, the default, each new connection prepares only if it reaches PostgreSQL itself
+    (`reaches_one_backend`). `True` (DB_PREPARED_STATEMENTS=true) also prepares behind a pooler,
+    for PgBouncer 1.21+ with `max_prepared_statements` > 0; `False` never prepares.
     """
     cfg = config or PoolConfig()
     engine = create_engine(
@@ -103,7 +111,7 @@ def build_engine(url: str, config: PoolConfig | None = None) -> Engine:
         pool_recycle=1800,
         connect_args={
             "connect_timeout": cfg.connect_timeout_seconds,
-            "prepare_threshold": 5 if cfg.prepared_statements else None,
+            "prepare_threshold": PREPARE_THRESHOLD if cfg.prepared_statements else None,
             "application_name": "tasks-api",
         },
     )
@@ -117,8 +125,10 @@ def build_engine(url: str, config: PoolConfig | None = None) -> Engine:
         )
 
     @event.listens_for(engine, "connect")
-    def _stamp(_: Any, record: ConnectionPoolEntry) -> None:
+    def _stamp(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
         record.info["connected_at"] = time.monotonic()
+        if cfg.prepared_statements == "auto" and not reaches_one_backend(dbapi_connection):
+            dbapi_connection.prepare_threshold = None
 
     @event.listens_for(engine, "checkout")
     def _refuse_retired(_: Any, record: ConnectionPoolEntry, __: PoolProxiedConnection) -> None:
@@ -127,6 +137,21 @@ def build_engine(url: str, config: PoolConfig | None = None) -> Engine:
             raise DisconnectionError("connection opened before the last connection loss")
 
     return engine
+
+
+def reaches_one_backend(conn: psycopg.Connection[Any]) -> bool:
+    """Whether every transaction on `conn` runs on the one PostgreSQL backend it was opened to.
+
+    PostgreSQL's startup answer (BackendKeyData) carries its backend's process id; a pooler
+    answers with a key of its own, so that it can route cancel requests to whichever server
+    connection is running the client's statement. The id and `pg_backend_pid()` agree only
+    when nothing between multiplexes server connections: a direct connection, or a plain TCP
+    proxy. Any pooler (PgBouncer, Neon's, Supavisor) is taken as unable to keep prepared
+    statements, which is the safe mistake for one that could. Once per new connection.
+    """
+    row = conn.execute("SELECT pg_backend_pid()", prepare=False).fetchone()
+    conn.rollback()
+    return row is not None and row[0] == conn.info.backend_pid
 
 
 # Per engine: connections opened at or before this moment are replaced when next checked out.

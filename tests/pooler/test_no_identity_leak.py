@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 import httpx2
 import psycopg
 import pytest
-from psycopg import errors
 
 from tests.pooler.pgbouncer import SHARED_POOL_SIZE, Pooler
 from tests.support.identity import act_as as open_as_user
@@ -190,40 +189,3 @@ def test_the_probe_does_see_a_session_level_set_leak(pooler: Pooler, alice: str)
     finally:
         with psycopg.connect(pooler.single_url, prepare_threshold=None, autocommit=True) as clean:
             clean.execute("RESET app.user_id")
-
-
-def test_server_side_prepared_statements_break_behind_this_pooler(pooler: Pooler) -> None:
-    """Why DB_PREPARED_STATEMENTS defaults to false: two clients' named statements collide on
-    the one server connection PgBouncer 1.18 (no prepared-statement support) gives them both."""
-    with (
-        psycopg.connect(pooler.single_url, prepare_threshold=0, autocommit=True) as first,
-        psycopg.connect(pooler.single_url, prepare_threshold=0, autocommit=True) as second,
-    ):
-        first.execute("SELECT 1 WHERE %s::int = 1", (1,))
-        with pytest.raises(errors.DuplicatePreparedStatement):
-            second.execute("SELECT 2 WHERE %s::int = 2", (2,))
-    with psycopg.connect(pooler.single_url, prepare_threshold=None, autocommit=True) as clean:
-        clean.execute("DEALLOCATE ALL")
-
-
-def test_the_services_default_engine_prepares_nothing_behind_the_pooler(
-    pooler: Pooler, database_url: str, jwt_secret: str
-) -> None:
-    from api.app import build_unit_of_work
-    from tests.conftest import make_settings
-
-    settings = make_settings(pooler.url, jwt_secret)
-    assert settings.db_prepared_statements is False
-    database = build_unit_of_work(settings)
-    try:
-        for _ in range(3 * SHARED_POOL_SIZE):
-            with database.engine.connect() as conn:
-                driver = conn.connection.driver_connection
-                assert isinstance(driver, psycopg.Connection)
-                assert driver.prepare_threshold is None
-                assert (
-                    conn.exec_driver_sql("SELECT count(*) FROM pg_prepared_statements").scalar()
-                    == 0
-                )
-    finally:
-        database.dispose()
