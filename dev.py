@@ -6,7 +6,7 @@
 
 It creates `.venv` from pyproject.toml (re-installing when pyproject.toml changes) and, for the
 tests, installs the Debian packages the suite drives for real (PgBouncer, pgTAP) when missing
-and the machine allows it.
+and the machine allows it, and builds a PgBouncer that tracks prepared statements.
 """
 
 from __future__ import annotations
@@ -82,9 +82,22 @@ def cmd_run(args: list[str]) -> int:
     return subprocess.call([str(tasks_api), "serve", *args], cwd=ROOT)
 
 
+def ensure_tracking_pgbouncer() -> None:
+    """PgBouncer 1.21+, built once into .tasks-api/ (scripts/tracking_pgbouncer.py)."""
+    from scripts import tracking_pgbouncer
+
+    if tracking_pgbouncer.BINARY.exists():
+        return
+    if shutil.which("apt-get") is None or os.geteuid() != 0:
+        print("note: no PgBouncer 1.21+; the tests behind it will say so", flush=True)
+        return
+    tracking_pgbouncer.build()
+
+
 def cmd_test(args: list[str]) -> int:
     ensure_venv("test")
     ensure_system_packages()
+    ensure_tracking_pgbouncer()
     code = subprocess.call([str(PYTHON), "-m", "pytest", *args], cwd=ROOT)
     if code == 5:
         print("error: pytest collected no tests", file=sys.stderr)

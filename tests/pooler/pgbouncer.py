@@ -1,4 +1,8 @@
-"""A real PgBouncer in transaction mode in front of a test database (Debian package `pgbouncer`).
+"""A real PgBouncer in transaction mode in front of a test database.
+
+Two builds: Debian's package (1.18, no prepared-statement tracking) and, with
+`tracks_prepared_statements`, the 1.21+ that `scripts/tracking_pgbouncer.py` builds, run with
+`max_prepared_statements` as Neon's pooler is.
 
 It listens on a free 127.0.0.1 port and offers two pools for the same database: `<db>` with a
 few server connections (so many clients share them, as on Neon's pooler) and `<db>_single` with
@@ -23,10 +27,12 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
+from scripts import tracking_pgbouncer
 from tests.support.server import free_port
 
 PGBOUNCER = Path("/usr/sbin/pgbouncer")
 SHARED_POOL_SIZE = 4
+MAX_PREPARED_STATEMENTS = 200
 
 
 @dataclass(frozen=True)
@@ -53,7 +59,7 @@ def _run_as(host: str) -> str | None:
     return "nobody"
 
 
-def _config(workdir: Path, database_url: str, port: int) -> str:
+def _config(workdir: Path, database_url: str, port: int, tracks_prepared: bool) -> str:
     host, backend_port, database, user = _backend(database_url)
     target = f"host={host} port={backend_port} dbname={database} user={user}"
     return f"""\
@@ -76,7 +82,7 @@ ignore_startup_parameters = extra_float_digits
 server_reset_query =
 logfile = {workdir}/pgbouncer.log
 pidfile = {workdir}/pgbouncer.pid
-"""
+""" + (f"max_prepared_statements = {MAX_PREPARED_STATEMENTS}\n" if tracks_prepared else "")
 
 
 def _wait_listening(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -97,18 +103,21 @@ def _wait_listening(port: int, process: subprocess.Popen[bytes], log: Path) -> N
 
 
 @contextmanager
-def pgbouncer(database_url: str) -> Iterator[Pooler]:
-    if not PGBOUNCER.exists():
-        raise RuntimeError("PgBouncer is missing: apt-get install pgbouncer (dev.py test does it)")
+def pgbouncer(database_url: str, *, tracks_prepared_statements: bool = False) -> Iterator[Pooler]:
+    binary = tracking_pgbouncer.BINARY if tracks_prepared_statements else PGBOUNCER
+    if not binary.exists():
+        raise RuntimeError(
+            f"{binary} is missing: dev.py test installs pgbouncer and builds PgBouncer 1.21+"
+        )
     host, _, database, user = _backend(database_url)
     workdir = Path(tempfile.mkdtemp(prefix="tasks-pgbouncer-"))
     port = free_port()
     (workdir / "users.txt").write_text(f'"{user}" ""\n')
     config = workdir / "pgbouncer.ini"
-    config.write_text(_config(workdir, database_url, port))
+    config.write_text(_config(workdir, database_url, port, tracks_prepared_statements))
     log = workdir / "pgbouncer.log"
     log.touch()
-    command = [str(PGBOUNCER), "-q"]
+    command = [str(binary), "-q"]
     run_as = _run_as(host)
     if run_as is not None:
         shutil.chown(workdir, run_as)

@@ -36,16 +36,27 @@ class UserRun:
     statuses: list[int] = field(default_factory=list)
 
 
-@pytest.fixture
+# The service as deployed behind each pooler: its default behind PgBouncer 1.18, and with
+# prepared statements on behind a PgBouncer that tracks them (1.21+, as Neon's pooler is).
+POOLED_SERVICES = {
+    "pgbouncer-1.18-default": ("pooler", {}),
+    "pgbouncer-1.24-prepared": ("tracking_pooler", {"DB_PREPARED_STATEMENTS": "true"}),
+}
+
+
+@pytest.fixture(params=sorted(POOLED_SERVICES))
 def server(
-    pooler: Pooler, jwt_secret: str, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest, jwt_secret: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningServer]:
+    pooler_fixture, settings = POOLED_SERVICES[request.param]
+    pooler: Pooler = request.getfixturevalue(pooler_fixture)
     env = base_env(
         DATABASE_URL=pooler.url,
         JWT_SECRET=jwt_secret,
         RATE_LIMIT="off",
         DB_POOL_SIZE="8",
         DB_POOL_MAX_OVERFLOW="8",
+        **settings,
     )
     with serve(env, tmp_path_factory.mktemp("pooled") / "serve.log") as running:
         yield running
@@ -95,7 +106,10 @@ def leaks(run: UserRun, owner_of: dict[str, str]) -> list[str]:
 
 
 def test_concurrent_users_through_the_pooler_never_see_each_others_rows(
-    server: RunningServer, pooler: Pooler, token_for: Mint, capsys: pytest.CaptureFixture[str]
+    server: RunningServer,
+    request: pytest.FixtureRequest,
+    token_for: Mint,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     tag = uuid.uuid4().hex[:8]
     runs = [UserRun(f"pooled-{tag}-{n:02d}") for n in range(USERS)]
@@ -118,7 +132,8 @@ def test_concurrent_users_through_the_pooler_never_see_each_others_rows(
     foreign_probes = sum(s == 404 for r in runs for s in r.statuses)
     with capsys.disabled():
         print(
-            f"\nPgBouncer transaction mode, pool of {SHARED_POOL_SIZE} server connections: "
+            f"\n{request.node.callspec.params['server']}, transaction mode, pool of "
+            f"{SHARED_POOL_SIZE} server connections: "
             f"{USERS} users, {requests} requests ({foreign_probes} probes of foreign tasks), "
             f"leaks = {len(found)}"
         )
@@ -126,6 +141,28 @@ def test_concurrent_users_through_the_pooler_never_see_each_others_rows(
     assert len(owner_of) == USERS * 3
     assert set().union(*(set(r.statuses) for r in runs)) <= {200, 201, 404}
     assert foreign_probes == USERS * ROUNDS * 2
+    pooler_fixture, settings = POOLED_SERVICES[request.node.callspec.params["server"]]
+    if settings.get("DB_PREPARED_STATEMENTS") == "true":
+        # The variant proves something only if the reads really ran prepared.
+        assert _prepared_list_reads(request.getfixturevalue(pooler_fixture)) > 0
+
+
+def _prepared_list_reads(pooler: Pooler) -> int:
+    """Prepared list queries on the pooler's server connections (one client per server
+    connection, each held in a transaction so that each lands on a different one)."""
+    clients = [psycopg.connect(pooler.url, prepare_threshold=None) for _ in range(SHARED_POOL_SIZE)]
+    try:
+        rows = [
+            c.execute(
+                "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%row_to_json%'"
+            ).fetchone()
+            for c in clients
+        ]
+    finally:
+        for conn in clients:
+            conn.rollback()
+            conn.close()
+    return sum(row[0] for row in rows if row is not None)
 
 
 def _probe(conn: psycopg.Connection) -> tuple[str | None, str, int]:
@@ -160,11 +197,13 @@ def test_a_transaction_without_identity_finds_none_on_the_same_server_connection
             second.rollback()
 
 
+@pytest.mark.parametrize("pooler_fixture", ["pooler", "tracking_pooler"])
 def test_after_the_concurrent_run_no_pooled_server_connection_keeps_an_identity(
-    pooler: Pooler, owner_conn: psycopg.Connection
+    pooler_fixture: str, request: pytest.FixtureRequest, owner_conn: psycopg.Connection
 ) -> None:
     """Hold as many client transactions open as there are server connections, so each probe
     lands on a different one of the connections the service's requests used."""
+    pooler: Pooler = request.getfixturevalue(pooler_fixture)
     login = owner_conn.info.user
     clients = [psycopg.connect(pooler.url, prepare_threshold=None) for _ in range(SHARED_POOL_SIZE)]
     try:

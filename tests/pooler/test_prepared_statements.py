@@ -1,14 +1,21 @@
-"""Prepared statements behind a real transaction-mode pooler (PgBouncer 1.18, which does not
-track them): the default (`auto`) must prepare nothing there, and the reason is shown."""
+"""Prepared statements behind real transaction-mode poolers.
+
+Behind PgBouncer 1.18, which does not track them, the default (`auto`) must prepare nothing,
+and the reason is shown. Behind PgBouncer 1.21+ with `max_prepared_statements`, `true`
+prepares and every read still answers as its own caller."""
 
 from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
 from psycopg import errors
+from sqlmodel import Session, select
 
 from db.engine import PREPARE_THRESHOLD, PoolConfig, build_engine, reaches_one_backend
-from db.unit_of_work import Query
+from db.models import Task
+from db.unit_of_work import Query, UnitOfWork
 from tests.pooler.pgbouncer import SHARED_POOL_SIZE, Pooler
 
 WHO_AM_I = Query("SELECT current_user AS role, %(tag)s::text AS tag", {"tag": "x"})
@@ -96,3 +103,88 @@ def test_true_prepares_behind_the_pooler_when_asked(pooler: Pooler) -> None:
             assert driver.prepare_threshold == PREPARE_THRESHOLD
     finally:
         engine.dispose()
+
+
+# Behind PgBouncer 1.21+ with max_prepared_statements (tests/pooler/conftest.py), as Neon's
+# pooler runs: what `true` is for.
+
+
+def test_named_statements_of_two_clients_do_not_collide_behind_a_pooler_that_tracks_them(
+    tracking_pooler: Pooler,
+) -> None:
+    """Control for the collision above: the same two clients on one server connection."""
+    with (
+        psycopg.connect(tracking_pooler.single_url, prepare_threshold=0, autocommit=True) as first,
+        psycopg.connect(tracking_pooler.single_url, prepare_threshold=0, autocommit=True) as second,
+    ):
+        assert first.execute("SELECT 1 WHERE %s::int = 1", (1,)).fetchone() == (1,)
+        assert second.execute("SELECT 2 WHERE %s::int = 2", (2,)).fetchone() == (2,)
+
+
+def test_auto_prepares_nothing_even_behind_a_pooler_that_tracks_them(
+    tracking_pooler: Pooler,
+) -> None:
+    """`auto` cannot tell a tracking pooler from one that breaks them; `true` is the operator's
+    statement that it tracks them."""
+    engine = build_engine(tracking_pooler.url, PoolConfig(size=1, max_overflow=0))
+    try:
+        with engine.connect() as conn:
+            driver = conn.connection.driver_connection
+            assert isinstance(driver, psycopg.Connection)
+            assert driver.prepare_threshold is None
+    finally:
+        engine.dispose()
+
+
+def test_true_behind_a_tracking_pooler_prepares_reads_that_keep_each_callers_identity(
+    tracking_pooler: Pooler,
+) -> None:
+    """Four client connections share one server connection: every read, prepared after its
+    threshold, answers as its own caller, and the server connection holds the statements."""
+    config = PoolConfig(size=4, max_overflow=0, prepared_statements=True)
+    db = UnitOfWork(build_engine(tracking_pooler.single_url, config))
+    users = [f"tracked-{n}" for n in range(8)]
+
+    def reads(user: str) -> list[tuple[str, str]]:
+        query = Query(
+            "SELECT current_user AS role, current_setting('app.user_id', true) AS user_id",
+            {},
+        )
+        return [
+            (r.role, r.user_id) for _ in range(4 * PREPARE_THRESHOLD) for r in db.read(user, query)
+        ]
+
+    try:
+        with ThreadPoolExecutor(max_workers=len(users)) as pool:
+            seen = dict(zip(users, pool.map(reads, users), strict=True))
+    finally:
+        db.dispose()
+    assert all(
+        rows == [("tasks_app", user)] * (4 * PREPARE_THRESHOLD) for user, rows in seen.items()
+    )
+    with psycopg.connect(tracking_pooler.single_url, prepare_threshold=None) as probe:
+        statements = probe.execute("SELECT statement FROM pg_prepared_statements").fetchall()
+    assert any("current_setting('app.user_id', true) AS user_id" in s for (s,) in statements)
+
+
+def test_true_behind_a_tracking_pooler_a_read_after_a_failed_write_answers(
+    tracking_pooler: Pooler,
+) -> None:
+    """psycopg's `DEALLOCATE ALL` after a ROLLBACK goes through the pooler too."""
+    config = PoolConfig(size=1, max_overflow=0, prepared_statements=True)
+    db = UnitOfWork(build_engine(tracking_pooler.single_url, config))
+
+    def refused(session: Session) -> None:
+        session.exec(select(Task)).all()
+        raise LookupError("the handler refuses the write")
+
+    try:
+        for _ in range(2 * PREPARE_THRESHOLD):
+            db.read("alice", WHO_AM_I)
+            db.run("alice", lambda session: session.exec(select(Task)).all())
+        with pytest.raises(LookupError):
+            db.run("alice", refused)
+        (row,) = db.read("alice", WHO_AM_I)
+        assert (row.role, row.tag) == ("tasks_app", "x")
+    finally:
+        db.dispose()

@@ -1,0 +1,1 @@
+"""Stand-alone tools the project runs for itself (fuzzing, building test peers)."""
