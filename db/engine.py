@@ -127,12 +127,19 @@ def build_engine(url: str, config: PoolConfig | None = None) -> Engine:
     @event.listens_for(engine, "connect")
     def _stamp(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
         record.info["connected_at"] = time.monotonic()
+        record.info["just_opened"] = True
         if cfg.prepared_statements == "auto" and not reaches_one_backend(dbapi_connection):
             dbapi_connection.prepare_threshold = None
 
     @event.listens_for(engine, "checkout")
     def _refuse_retired(_: Any, record: ConnectionPoolEntry, __: PoolProxiedConnection) -> None:
         # SQLAlchemy's documented way to have the pool replace a connection on checkout.
+        # A connection opened for this very checkout is kept: while the database comes back,
+        # other requests keep retiring, and one of them landing between this connect and this
+        # check would refuse every replacement in turn until the pool gave up (a 500). If it
+        # is dead after all, the unit of work's first statement finds out and repeats.
+        if record.info.pop("just_opened", False):
+            return
         if record.info.get("connected_at", 0.0) <= _retired_before.get(engine, -1.0):
             raise DisconnectionError("connection opened before the last connection loss")
 

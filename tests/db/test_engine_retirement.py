@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from db.engine import PoolConfig, build_engine, retire_pooled_connections
 
@@ -44,3 +44,20 @@ def test_a_connection_opened_after_retirement_is_kept(database_url: str) -> None
     finally:
         engine.dispose()
     assert fresh == again
+
+
+def test_a_connection_opened_for_a_checkout_is_kept_though_a_retirement_follows_its_connect(
+    database_url: str,
+) -> None:
+    """While the database comes back, requests that find dead connections keep retiring; one
+    landing between a replacement's connect and its checkout must not refuse it (SQLAlchemy
+    gives up after three refusals: a 500)."""
+    engine = build_engine(database_url, PoolConfig(size=1, max_overflow=0))
+    event.listen(engine, "connect", lambda *_: retire_pooled_connections(engine))
+    try:
+        first = backend_pid(engine)
+        retire_pooled_connections(engine)
+        second = backend_pid(engine)
+    finally:
+        engine.dispose()
+    assert second != first
