@@ -130,10 +130,40 @@ def run_pipeline(
         return _run_once(conn, statements, prepared)
 
 
+def begin(
+    conn: psycopg.Connection[Any],
+    sql: str,
+    params: Mapping[str, Any],
+    prepared: Prepared | None = None,
+) -> list[Any]:
+    """BEGIN and `sql` in one round trip; the statement's rows. The transaction stays open for
+    what the caller runs next (an explicit BEGIN outlives the Sync). On failure it is rolled
+    back, and the connection is idle again (or closed, when the exchange broke it)."""
+    try:
+        try:
+            return _run_once(conn, [(sql, params)], prepared, begin=True)[1]
+        except errors.InvalidSqlStatementName:
+            if prepared is None or not prepared.names:
+                raise
+            _roll_back(conn)
+            prepared.forget_all()  # as in run_pipeline
+            return _run_once(conn, [(sql, params)], prepared, begin=True)[1]
+    except BaseException:
+        _roll_back(conn)
+        raise
+
+
+def _roll_back(conn: psycopg.Connection[Any]) -> None:
+    if not conn.closed and conn.pgconn.transaction_status != pq.TransactionStatus.IDLE:
+        conn.rollback()
+
+
 def _run_once(
     conn: psycopg.Connection[Any],
     statements: Sequence[tuple[str, Mapping[str, Any]]],
     prepared: Prepared | None,
+    *,
+    begin: bool = False,
 ) -> list[list[Any]]:
     pgconn = conn.pgconn
     encoding = conn.info.encoding
@@ -141,6 +171,9 @@ def _run_once(
     parsed: list[bytes] = []
     pgconn.enter_pipeline_mode()
     try:
+        if begin:  # never prepared: the statement that opens the transaction block
+            pgconn.send_query_params(b"BEGIN", None)
+            parsed.append(b"")
         for sql, params in statements:
             parsed.extend(_queue(pgconn, transformer, statement(sql), params, prepared))
         pgconn.pipeline_sync()

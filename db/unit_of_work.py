@@ -2,8 +2,9 @@
 
 This is the only object that knows how identity reaches PostgreSQL. Every transaction it opens
 starts with `db.identity`'s statement (runtime role, `app.user_id` and the transaction's time
-limits, all `SET LOCAL`, one round trip), then runs the caller's work, then commits; anything
-else rolls back. Callers get records back, never a response: nothing HTTP happens in here.
+limits, all `SET LOCAL`; on the write path sent with its BEGIN in one round trip), then runs the
+caller's work, then commits; anything else rolls back. Callers get records back, never a
+response: nothing HTTP happens in here.
 
 Two ways in, one policy for repeating them (`db.errors.may_repeat`):
 - `write(user_id, work)`: the write path; `work` gets a SQLModel session, and the result says
@@ -50,8 +51,8 @@ from db.errors import (
     may_repeat,
     server_failed,
 )
-from db.identity import IDENTITY_SQL, IDENTITY_STATEMENT, TransactionLimits, identity_params
-from db.pipeline import Prepared, run_pipeline
+from db.identity import IDENTITY_SQL, TransactionLimits, identity_params
+from db.pipeline import Prepared, begin, run_pipeline
 from db.replicas import Replica, ReplicaSet, format_lsn, parse_lsn
 
 log = logging.getLogger(__name__)
@@ -273,7 +274,7 @@ class UnitOfWork:
             connection = self.engine.connect()
         with connection, Session(bind=connection, expire_on_commit=False) as session:
             try:
-                session.execute(IDENTITY_STATEMENT, identity_params(user_id, self.limits))
+                _open_as(connection, identity_params(user_id, self.limits))
                 yield session
             except BaseException:
                 _rollback(session, connection)
@@ -303,6 +304,24 @@ class UnitOfWork:
                     time.sleep(_backoff(number))
                 log.info("transaction attempt %d failed (%s); retrying", number, describe(exc))
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _open_as(connection: Connection, identity: Mapping[str, str]) -> None:
+    """BEGIN and the identity statement in one round trip (`db.pipeline.begin`), where psycopg
+    would spend one on its own BEGIN first; the ORM's statements then run in that transaction
+    (psycopg sees it open and sends no BEGIN of its own)."""
+    pooled = connection.connection
+    conn = pooled.driver_connection
+    assert isinstance(conn, psycopg.Connection)
+    if conn.info.transaction_status != TransactionStatus.IDLE:
+        conn.rollback()  # the identity statement must open the transaction
+    try:
+        begin(conn, IDENTITY_SQL, identity, _prepared(pooled, conn))
+    except psycopg.Error as exc:
+        if conn.broken or conn.closed or connection_lost(exc):
+            connection.invalidate(exc)
+            raise ConnectionLost(describe(exc)) from exc
+        raise
 
 
 def _rollback(session: Session, connection: Connection) -> None:

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from psycopg.pq import TransactionStatus
 
-from db.pipeline import Prepared, run_pipeline, statement
+from db.pipeline import Prepared, begin, run_pipeline, statement
 
 
 @pytest.fixture
@@ -175,3 +175,38 @@ def test_a_statement_the_server_dropped_is_prepared_again(conn: psycopg.Connecti
     ((row,),) = run_pipeline(conn, [("SELECT %(n)s::int AS n", {"n": 2})], prepared)
     assert row.n == 2
     assert {name.decode() for name in prepared.names} <= _prepared_names(conn)
+
+
+def test_begin_leaves_the_transaction_open_with_its_statements_settings(
+    conn: psycopg.Connection,
+) -> None:
+    (row,) = begin(conn, "SELECT set_config('app.user_id', %(u)s, true) AS v", {"u": "alice"})
+    assert row.v == "alice"
+    assert conn.info.transaction_status == TransactionStatus.INTRANS
+    assert conn.execute("SELECT current_setting('app.user_id')").fetchone() == ("alice",)
+    conn.rollback()
+    assert conn.execute("SELECT current_setting('app.user_id', true)").fetchone() in [
+        (None,),
+        ("",),
+    ]
+
+
+def test_a_failed_begin_is_rolled_back_and_the_connection_serves_the_next(
+    conn: psycopg.Connection,
+) -> None:
+    with pytest.raises(psycopg.errors.DivisionByZero):
+        begin(conn, "SELECT 1 / %(zero)s::int", {"zero": 0})
+    assert conn.info.transaction_status == TransactionStatus.IDLE
+    (row,) = begin(conn, "SELECT %(n)s::int AS n", {"n": 3})
+    assert row.n == 3
+
+
+def test_begin_parses_a_statement_the_server_dropped_again(conn: psycopg.Connection) -> None:
+    prepared = Prepared(threshold=0)
+    begin(conn, "SELECT %(n)s::int AS n", {"n": 1}, prepared)
+    conn.commit()
+    conn.execute("DEALLOCATE ALL")
+    conn.commit()
+    (row,) = begin(conn, "SELECT %(n)s::int AS n", {"n": 2}, prepared)
+    assert row.n == 2
+    assert conn.info.transaction_status == TransactionStatus.INTRANS

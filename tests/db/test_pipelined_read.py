@@ -117,6 +117,32 @@ def test_a_read_is_one_round_trip(
     assert sent.index("Sync") > max(i for i, message in enumerate(sent) if message == "Execute")
 
 
+def test_a_write_opens_with_begin_and_the_identity_statement_in_one_round_trip(
+    single_connection_db: UnitOfWork, alice: str, tmp_path: Path
+) -> None:
+    """BEGIN, identity and Sync, then the work's one statement, then COMMIT: three exchanges
+    (psycopg on its own sends BEGIN as a fourth)."""
+    single_connection_db.read(alice, WHO_AM_I)  # connect first: the trace shows the write alone
+    trace = tmp_path / "libpq.trace"
+    with trace.open("w") as sink:
+        pooled = single_connection_db.engine.raw_connection()
+        conn = pooled.driver_connection
+        assert isinstance(conn, psycopg.Connection)
+        conn.pgconn.trace(sink.fileno())
+        conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
+        pooled.close()
+        rows = single_connection_db.run(alice, lambda s: s.exec(select(Task)).all())
+        conn.pgconn.untrace()
+    assert rows == []
+    sent = [line.split("\t") for line in trace.read_text().splitlines() if line.startswith("F\t")]
+    exchanges = [message for _, _, message, *_ in sent if message in ("Sync", "Query")]
+    assert len(exchanges) == 3 and exchanges[0] == "Sync"
+    first_sync = next(i for i, (_, _, message, *_) in enumerate(sent) if message == "Sync")
+    opening = " ".join("\t".join(fields) for fields in sent[:first_sync])
+    assert "BEGIN" in opening and "set_config" in opening
+    assert opening.index("BEGIN") < opening.index("set_config")
+
+
 def test_with_prepared_statements_a_repeated_read_is_prepared_and_keeps_its_identity(
     database_url: str, seed: Callable[..., str], alice: str
 ) -> None:
