@@ -96,23 +96,31 @@ def test_a_failing_query_rolls_back_and_the_connection_serves_the_next_read(
     assert row.user_id == alice
 
 
-def test_a_read_is_one_round_trip(
-    single_connection_db: UnitOfWork, alice: str, tmp_path: Path
-) -> None:
-    """BEGIN, identity, query and COMMIT leave behind a single Sync (libpq's protocol trace)."""
-    single_connection_db.read(alice, WHO_AM_I)  # connect first: the trace shows the read alone
+def _sent_while(db: UnitOfWork, tmp_path: Path, action: Callable[[], object]) -> list[list[str]]:
+    """The frontend messages (libpq's protocol trace, one list of fields each) `action` sends
+    on the one pooled connection of `db`, connected beforehand so the trace shows it alone."""
+    db.read("warm-up", WHO_AM_I)
     trace = tmp_path / "libpq.trace"
     with trace.open("w") as sink:
-        pooled = single_connection_db.engine.raw_connection()
+        pooled = db.engine.raw_connection()
         conn = pooled.driver_connection
         assert isinstance(conn, psycopg.Connection)
         conn.pgconn.trace(sink.fileno())
         conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
         pooled.close()
-        single_connection_db.read(alice, WHO_AM_I)
+        action()
         conn.pgconn.untrace()
-    lines = trace.read_text().splitlines()
-    sent = [line.split("\t")[2] for line in lines if line.startswith("F\t")]
+    return [line.split("\t") for line in trace.read_text().splitlines() if line.startswith("F\t")]
+
+
+def test_a_read_is_one_round_trip(
+    single_connection_db: UnitOfWork, alice: str, tmp_path: Path
+) -> None:
+    """BEGIN, identity, query and COMMIT leave behind a single Sync (libpq's protocol trace)."""
+    messages = _sent_while(
+        single_connection_db, tmp_path, lambda: single_connection_db.read(alice, WHO_AM_I)
+    )
+    sent = [fields[2] for fields in messages]
     assert sent.count("Sync") == 1
     assert sent.index("Sync") > max(i for i, message in enumerate(sent) if message == "Execute")
 
@@ -122,19 +130,13 @@ def test_a_write_opens_with_begin_and_the_identity_statement_in_one_round_trip(
 ) -> None:
     """BEGIN, identity and Sync, then the work's one statement, then COMMIT: three exchanges
     (psycopg on its own sends BEGIN as a fourth)."""
-    single_connection_db.read(alice, WHO_AM_I)  # connect first: the trace shows the write alone
-    trace = tmp_path / "libpq.trace"
-    with trace.open("w") as sink:
-        pooled = single_connection_db.engine.raw_connection()
-        conn = pooled.driver_connection
-        assert isinstance(conn, psycopg.Connection)
-        conn.pgconn.trace(sink.fileno())
-        conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
-        pooled.close()
-        rows = single_connection_db.run(alice, lambda s: s.exec(select(Task)).all())
-        conn.pgconn.untrace()
+    rows: list[object] = []
+    sent = _sent_while(
+        single_connection_db,
+        tmp_path,
+        lambda: rows.extend(single_connection_db.run(alice, lambda s: s.exec(select(Task)).all())),
+    )
     assert rows == []
-    sent = [line.split("\t") for line in trace.read_text().splitlines() if line.startswith("F\t")]
     exchanges = [message for _, _, message, *_ in sent if message in ("Sync", "Query")]
     assert len(exchanges) == 3 and exchanges[0] == "Sync"
     first_sync = next(i for i, (_, _, message, *_) in enumerate(sent) if message == "Sync")
