@@ -34,13 +34,16 @@ one PostgreSQL backend for its whole life, see `reaches_one_backend`)."""
 # psycopg prepares a statement on its fifth run on a connection (its own default threshold).
 PREPARE_THRESHOLD = 5
 
+
 def sqlalchemy_url(url: str) -> str:
     """Accept the plain `postgresql://...` URL Neon's console gives; use the psycopg driver."""
     parsed = make_url(url)
     if parsed.drivername in ("postgres", "postgresql", "postgresql+psycopg"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     else:
-        raise ValueError(f"unsupported database URL scheme {parsed.drivername!r}; use postgresql://")
+        raise ValueError(
+            f"unsupported database URL scheme {parsed.drivername!r}; use postgresql://"
+        )
     return parsed.render_as_string(hide_password=False)
 
 
@@ -124,12 +127,20 @@ def build_engine(url: str, config: PoolConfig | None = None) -> Engine:
             lambda: dialect.connect(*cargs, **cparams), cfg.connect_retry_budget_seconds
         )
 
+    found: list[bool] = []  # what `auto` last found, so that the log says it once per change
+
     @event.listens_for(engine, "connect")
     def _stamp(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
         record.info["connected_at"] = time.monotonic()
         record.info["just_opened"] = True
-        if cfg.prepared_statements == "auto" and not reaches_one_backend(dbapi_connection):
+        if cfg.prepared_statements != "auto":
+            return
+        direct = reaches_one_backend(dbapi_connection)
+        if not direct:
             dbapi_connection.prepare_threshold = None
+        if found != [direct]:
+            found[:] = [direct]
+            log.info("%s", _AUTO_FOUND[direct])
 
     @event.listens_for(engine, "checkout")
     def _refuse_retired(_: Any, record: ConnectionPoolEntry, __: PoolProxiedConnection) -> None:
@@ -144,6 +155,16 @@ def build_engine(url: str, config: PoolConfig | None = None) -> Engine:
             raise DisconnectionError("connection opened before the last connection loss")
 
     return engine
+
+
+# What DB_PREPARED_STATEMENTS=auto decided, for the operator reading the service's log.
+_AUTO_FOUND = {
+    True: "prepared statements on: the connection reaches PostgreSQL itself"
+    " (DB_PREPARED_STATEMENTS=auto)",
+    False: "prepared statements off: a pooler answers for PostgreSQL (DB_PREPARED_STATEMENTS="
+    "auto; set it to true if the pooler tracks them, as PgBouncer 1.21+ with"
+    " max_prepared_statements does)",
+}
 
 
 def reaches_one_backend(conn: psycopg.Connection[Any]) -> bool:

@@ -4,6 +4,7 @@ tests/pooler/test_prepared_statements.py."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -82,3 +83,20 @@ def test_false_never_prepares(engine_with: Any) -> None:
     assert driver_of(db.engine).prepare_threshold is None
     with db.engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM pg_prepared_statements").scalar() == 0
+
+
+def test_auto_says_once_in_the_log_what_it_found(
+    engine_with: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = engine_with("auto")
+    with caplog.at_level(logging.INFO, logger="db.engine"):
+        with engine.connect():
+            pass
+        engine.dispose()  # the next checkout opens a new connection: checked, not announced
+        with engine.connect():
+            pass
+    said = [r.getMessage() for r in caplog.records if "prepared statements" in r.getMessage()]
+    assert said == [
+        "prepared statements on: the connection reaches PostgreSQL itself"
+        " (DB_PREPARED_STATEMENTS=auto)"
+    ]

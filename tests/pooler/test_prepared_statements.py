@@ -6,6 +6,7 @@ prepares and every read still answers as its own caller."""
 
 from __future__ import annotations
 
+import logging
 from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
@@ -188,3 +189,16 @@ def test_true_behind_a_tracking_pooler_a_read_after_a_failed_write_answers(
         assert (row.role, row.tag) == ("tasks_app", "x")
     finally:
         db.dispose()
+
+
+def test_auto_says_in_the_log_that_a_pooler_answers(
+    pooler: Pooler, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = build_engine(pooler.url, PoolConfig(size=1, max_overflow=0))
+    try:
+        with caplog.at_level(logging.INFO, logger="db.engine"), engine.connect():
+            pass
+    finally:
+        engine.dispose()
+    said = [r.getMessage() for r in caplog.records if "prepared statements" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith("prepared statements off: a pooler answers")
