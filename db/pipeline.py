@@ -154,8 +154,14 @@ def begin(
 
 
 def _roll_back(conn: psycopg.Connection[Any]) -> None:
-    if not conn.closed and conn.pgconn.transaction_status != pq.TransactionStatus.IDLE:
+    """End the transaction `begin` opened, never hiding the failure that got us here: a
+    connection too broken to roll back is closed instead (the pool replaces it)."""
+    if conn.closed or conn.pgconn.transaction_status == pq.TransactionStatus.IDLE:
+        return
+    try:
         conn.rollback()
+    except psycopg.Error:
+        conn.close()
 
 
 def _run_once(

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from psycopg.pq import TransactionStatus
 
-from db.pipeline import Prepared, begin, run_pipeline, statement
+from db.pipeline import Prepared, _roll_back, begin, run_pipeline, statement
 
 
 @pytest.fixture
@@ -210,3 +210,13 @@ def test_begin_parses_a_statement_the_server_dropped_again(conn: psycopg.Connect
     (row,) = begin(conn, "SELECT %(n)s::int AS n", {"n": 2}, prepared)
     assert row.n == 2
     assert conn.info.transaction_status == TransactionStatus.INTRANS
+
+
+def test_a_begun_transaction_whose_server_ended_is_closed_not_raised_on_roll_back(
+    conn: psycopg.Connection, owner_conn: psycopg.Connection
+) -> None:
+    """The failure that made `begin` roll back must surface, not the rollback's own."""
+    (row,) = begin(conn, "SELECT pg_backend_pid() AS pid", {})
+    owner_conn.execute("SELECT pg_terminate_backend(%s, 5000)", (row.pid,))
+    _roll_back(conn)
+    assert conn.closed
