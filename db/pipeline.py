@@ -30,10 +30,10 @@ import hashlib
 import re
 import select
 from collections import namedtuple
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import abc, errors, pq
@@ -44,6 +44,7 @@ from psycopg.errors import error_from_result
 _PLACEHOLDER = re.compile(r"%(?:\((\w+)\)s|%)")
 _READABLE = select.POLLIN | select.POLLERR | select.POLLHUP
 _FAILED = (pq.ExecStatus.FATAL_ERROR, pq.ExecStatus.PIPELINE_ABORTED)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -121,13 +122,7 @@ def run_pipeline(
     """Run `statements` in order as one transaction in one round trip; each one's rows
     (named tuples). The first failure is raised as psycopg would raise it, after the Sync, with
     the connection idle again; a connection the exchange broke is closed."""
-    try:
-        return _run_once(conn, statements, prepared)
-    except errors.InvalidSqlStatementName:
-        if prepared is None or not prepared.names:
-            raise
-        prepared.forget_all()  # a second round trip, only after the server dropped them
-        return _run_once(conn, statements, prepared)
+    return _parsing_again_if_dropped(lambda: _run_once(conn, statements, prepared), prepared)
 
 
 def begin(
@@ -140,22 +135,29 @@ def begin(
     what the caller runs next (an explicit BEGIN outlives the Sync). On failure it is rolled
     back, and the connection is idle again (or closed, when the exchange broke it)."""
     try:
-        try:
-            return _run_once(conn, [(sql, params)], prepared, begin=True)[1]
-        except errors.InvalidSqlStatementName:
-            if prepared is None or not prepared.names:
-                raise
-            _roll_back(conn)
-            prepared.forget_all()  # as in run_pipeline
-            return _run_once(conn, [(sql, params)], prepared, begin=True)[1]
+        return _parsing_again_if_dropped(
+            lambda: _run_once(conn, [(sql, params)], prepared, begin=True), prepared
+        )[1]
     except BaseException:
         _roll_back(conn)
         raise
 
 
+def _parsing_again_if_dropped(run: Callable[[], T], prepared: Prepared | None) -> T:
+    """`run`, once more with every statement parsed again when it found a prepared statement
+    the server had dropped (a second round trip, only after the drop)."""
+    try:
+        return run()
+    except errors.InvalidSqlStatementName:
+        if prepared is None or not prepared.names:
+            raise
+        prepared.forget_all()
+        return run()
+
+
 def _roll_back(conn: psycopg.Connection[Any]) -> None:
-    """End the transaction `begin` opened, never hiding the failure that got us here: a
-    connection too broken to roll back is closed instead (the pool replaces it)."""
+    """Leave no transaction open, never hiding the failure that got us here: a connection too
+    broken to roll back is closed instead (the pool replaces it)."""
     if conn.closed or conn.pgconn.transaction_status == pq.TransactionStatus.IDLE:
         return
     try:
@@ -171,6 +173,7 @@ def _run_once(
     *,
     begin: bool = False,
 ) -> list[list[Any]]:
+    _roll_back(conn)  # the first statement must open the transaction, not join one
     pgconn = conn.pgconn
     encoding = conn.info.encoding
     transformer: abc.Transformer = Transformer(conn)

@@ -36,7 +36,6 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import psycopg
-from psycopg.pq import TransactionStatus
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import PoolProxiedConnection
@@ -258,13 +257,8 @@ class UnitOfWork:
         try:
             conn = pooled.driver_connection
             assert isinstance(conn, psycopg.Connection)
-            try:
+            with _losing(conn, pooled.invalidate):
                 return _pipelined_read(pooled, conn, identity, query, at_least)
-            except psycopg.Error as exc:
-                if conn.broken or conn.closed or connection_lost(exc):
-                    pooled.invalidate(exc)
-                    raise ConnectionLost(describe(exc)) from exc
-                raise
         finally:
             pooled.close()
 
@@ -313,13 +307,21 @@ def _open_as(connection: Connection, identity: Mapping[str, str]) -> None:
     pooled = connection.connection
     conn = pooled.driver_connection
     assert isinstance(conn, psycopg.Connection)
-    if conn.info.transaction_status != TransactionStatus.IDLE:
-        conn.rollback()  # the identity statement must open the transaction
-    try:
+    with _losing(conn, connection.invalidate):
         begin(conn, IDENTITY_SQL, identity, _prepared(pooled, conn))
+
+
+@contextmanager
+def _losing(
+    conn: psycopg.Connection[Any], invalidate: Callable[[BaseException], None]
+) -> Iterator[None]:
+    """A raw psycopg exchange: a failure that lost the connection invalidates it in the pool
+    and surfaces as ConnectionLost (classified once, in `db.errors`)."""
+    try:
+        yield
     except psycopg.Error as exc:
         if conn.broken or conn.closed or connection_lost(exc):
-            connection.invalidate(exc)
+            invalidate(exc)
             raise ConnectionLost(describe(exc)) from exc
         raise
 
@@ -362,8 +364,6 @@ def _pipelined_read(
     With `at_least` (a replica read for a client's last write), the replay position is checked
     in the same pipeline; None when the server has not replayed that far.
     """
-    if conn.info.transaction_status != TransactionStatus.IDLE:
-        conn.rollback()  # the identity statement must open the transaction
     statements: list[tuple[str, Mapping[str, Any]]] = [(IDENTITY_SQL, identity)]
     if at_least is not None:
         statements.append((_REPLAYED_AT_LEAST, {"at_least": format_lsn(at_least)}))
