@@ -24,7 +24,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import psycopg
 from sqlalchemy.engine import make_url
 
 from scripts import tracking_pgbouncer
@@ -43,6 +45,21 @@ class Pooler:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def on_each_server_connection(self, sql: str) -> list[tuple[Any, ...]]:
+        """`sql`'s first row on every shared server connection: one client per server
+        connection, each held in a transaction until all have answered, so that each lands
+        on a different one."""
+        clients = [
+            psycopg.connect(self.url, prepare_threshold=None) for _ in range(SHARED_POOL_SIZE)
+        ]
+        try:
+            rows = [c.execute(sql).fetchone() for c in clients]
+        finally:
+            for conn in clients:
+                conn.rollback()
+                conn.close()
+        return [row for row in rows if row is not None]
 
 
 def _backend(database_url: str) -> tuple[str, int, str, str]:

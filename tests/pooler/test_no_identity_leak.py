@@ -148,27 +148,19 @@ def test_concurrent_users_through_the_pooler_never_see_each_others_rows(
 
 
 def _prepared_list_reads(pooler: Pooler) -> int:
-    """Prepared list queries on the pooler's server connections (one client per server
-    connection, each held in a transaction so that each lands on a different one)."""
-    clients = [psycopg.connect(pooler.url, prepare_threshold=None) for _ in range(SHARED_POOL_SIZE)]
-    try:
-        rows = [
-            c.execute(
-                "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%row_to_json%'"
-            ).fetchone()
-            for c in clients
-        ]
-    finally:
-        for conn in clients:
-            conn.rollback()
-            conn.close()
-    return sum(row[0] for row in rows if row is not None)
+    """Prepared list queries on the pooler's server connections."""
+    rows = pooler.on_each_server_connection(
+        "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%row_to_json%'"
+    )
+    return sum(row[0] for row in rows)
+
+
+# Who a server connection acts as, and which one it is.
+PROBE = "SELECT current_setting('app.user_id', true), current_user::text, pg_backend_pid()"
 
 
 def _probe(conn: psycopg.Connection) -> tuple[str | None, str, int]:
-    row = conn.execute(
-        "SELECT current_setting('app.user_id', true), current_user::text, pg_backend_pid()"
-    ).fetchone()
+    row = conn.execute(PROBE).fetchone()
     assert row is not None
     return row[0], row[1], row[2]
 
@@ -205,13 +197,7 @@ def test_after_the_concurrent_run_no_pooled_server_connection_keeps_an_identity(
     lands on a different one of the connections the service's requests used."""
     pooler: Pooler = request.getfixturevalue(pooler_fixture)
     login = owner_conn.info.user
-    clients = [psycopg.connect(pooler.url, prepare_threshold=None) for _ in range(SHARED_POOL_SIZE)]
-    try:
-        probes = [_probe(conn) for conn in clients]
-    finally:
-        for conn in clients:
-            conn.rollback()
-            conn.close()
+    probes = pooler.on_each_server_connection(PROBE)
     assert len({backend for _, _, backend in probes}) == SHARED_POOL_SIZE
     assert all(identity in (None, "") and role == login for identity, role, _ in probes)
 

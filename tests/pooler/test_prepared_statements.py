@@ -81,15 +81,7 @@ def test_the_services_default_read_path_prepares_nothing_behind_the_pooler(
             assert (row.role, row.tag) == ("tasks_app", "x")
     finally:
         database.dispose()
-    clients = [psycopg.connect(pooler.url, prepare_threshold=None) for _ in range(SHARED_POOL_SIZE)]
-    try:
-        counts = [
-            c.execute("SELECT count(*) FROM pg_prepared_statements").fetchone() for c in clients
-        ]
-    finally:
-        for conn in clients:
-            conn.rollback()
-            conn.close()
+    counts = pooler.on_each_server_connection("SELECT count(*) FROM pg_prepared_statements")
     assert counts == [(0,)] * SHARED_POOL_SIZE
 
 
