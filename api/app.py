@@ -105,9 +105,11 @@ def create_app(
         # frozen, it is never rescanned by the collector, which shortens its pauses.
         gc.collect()
         gc.freeze()
-        # As many blocking handlers at once as the pool keeps connections: a thread beyond that
-        # only waits, or opens an overflow connection that is closed again on return; that churn
-        # cost a third of list's throughput at 64 connections (docs/performance.md).
+        # As many units of work at once as the pool keeps connections: the blocking handlers
+        # (writes) take a token per thread and the awaited reads one each (db.unit_of_work), so
+        # the pool never runs dry under the event loop. A thread beyond that only waits, or
+        # opens an overflow connection that is closed again on return; that churn cost a third
+        # of list's throughput at 64 connections (docs/performance.md).
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.db_pool_size
         yield
         await limits.limiter.aclose()

@@ -12,10 +12,13 @@ import logging
 import time
 import weakref
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias, TypeVar
 
+import anyio
 import psycopg
+from anyio.lowlevel import RunVar
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import DisconnectionError
@@ -119,10 +122,15 @@ def build_engine(url: str, config: PoolConfig | None = None) -> Engine:
         },
     )
 
+    if cfg.pre_ping:
+        _pings_on_checkout.add(engine)
+
     @event.listens_for(engine, "do_connect")
     def _connect_with_retry(
         dialect: Dialect, _: ConnectionPoolEntry, cargs: tuple[Any, ...], cparams: dict[str, Any]
     ) -> Any:
+        if _on_the_event_loop.get():
+            raise WouldConnect
         return retry_connect(
             lambda: dialect.connect(*cargs, **cparams), cfg.connect_retry_budget_seconds
         )
@@ -194,3 +202,47 @@ def retire_pooled_connections(engine: Engine) -> None:
     the raw pipelined read path and the first-statement retry see theirs first.
     """
     _retired_before[engine] = time.monotonic()
+
+
+class WouldConnect(Exception):
+    """The pool would have opened a connection (or reopened a retired, recycled or invalidated
+    one) on the event loop, which would stall every request the loop serves meanwhile."""
+
+
+_on_the_event_loop: ContextVar[bool] = ContextVar("on_the_event_loop", default=False)
+# Engines that ping each connection on checkout (tests only): a round trip, so never on the loop.
+_pings_on_checkout: weakref.WeakSet[Engine] = weakref.WeakSet()
+# Threads that open connections for the event loop's checkouts: a limiter of their own (one per
+# event loop, as anyio's own default limiter is), so they never wait behind the requests, each
+# holding a token of the default limiter, that they open connections for.
+_OPENERS: RunVar[anyio.CapacityLimiter] = RunVar("tasks_api_connection_openers")
+_OPENERS_AT_ONCE = 4
+
+
+def _openers() -> anyio.CapacityLimiter:
+    try:
+        return _OPENERS.get()
+    except LookupError:
+        limiter = anyio.CapacityLimiter(_OPENERS_AT_ONCE)
+        _OPENERS.set(limiter)
+        return limiter
+
+
+async def checkout(engine: Engine) -> PoolProxiedConnection:
+    """A pooled connection for work on the event loop, without ever blocking the loop.
+
+    An idle pooled connection is taken on the loop itself: the pool's queue, its checkout
+    events and no I/O. Opening one (the pool is not full yet, or the connection was retired,
+    recycled or invalidated) happens in a worker thread instead, as does a checkout that pings.
+    The caller bounds how many connections it holds at once (`db.unit_of_work`), so the pool
+    never has to wait for one to be returned.
+    """
+    if engine not in _pings_on_checkout:
+        on_loop = _on_the_event_loop.set(True)
+        try:
+            return engine.raw_connection()
+        except WouldConnect:
+            pass  # the pool put its entry back; a thread opens it
+        finally:
+            _on_the_event_loop.reset(on_loop)
+    return await anyio.to_thread.run_sync(engine.raw_connection, limiter=_openers())

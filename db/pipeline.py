@@ -9,6 +9,11 @@ what it does not wrap), flushed at once with the Sync, and the answers are read 
 Values are dumped and rows loaded by psycopg's own adapters (`psycopg.adapt.Transformer`), so
 they travel exactly as `cursor.execute` would send them: bound parameters, never SQL text.
 
+The exchange itself never waits (`_exchange`, a generator in the way psycopg separates its
+protocol from its waiting): the read path's `run_pipeline` awaits the socket on the event loop,
+so a list or get takes no worker thread at all, and the write path's `begin`, already in a
+worker thread with the ORM, polls.
+
 Up to its Sync a pipeline is one implicit transaction (PostgreSQL's extended protocol): the
 first statement opens it, a failed statement makes the server skip the rest, and the Sync ends
 it, committing or rolling back. That is what lets the identity statement's `SET LOCAL` settings
@@ -26,14 +31,15 @@ every statement parsed again.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import select
 from collections import namedtuple
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 import psycopg
 from psycopg import abc, errors, pq
@@ -45,6 +51,13 @@ _PLACEHOLDER = re.compile(r"%(?:\((\w+)\)s|%)")
 _READABLE = select.POLLIN | select.POLLERR | select.POLLHUP
 _FAILED = (pq.ExecStatus.FATAL_ERROR, pq.ExecStatus.PIPELINE_ABORTED)
 T = TypeVar("T")
+
+# What an exchange waits for, and what its driver found ready.
+READ = 1
+WRITE = 2
+_POLL_FOR = {READ: _READABLE, READ | WRITE: _READABLE | select.POLLOUT}
+Exchange: TypeAlias = Generator[int, int, T]
+"""A pipeline's protocol: yields what it waits for, is sent what became ready, returns rows."""
 
 
 @dataclass(frozen=True)
@@ -114,15 +127,20 @@ def _row_type(fields: tuple[str, ...]) -> Any:
     return namedtuple("Row", fields, rename=True)  # the columns are known only at run time
 
 
-def run_pipeline(
+async def run_pipeline(
     conn: psycopg.Connection[Any],
     statements: Sequence[tuple[str, Mapping[str, Any]]],
     prepared: Prepared | None = None,
 ) -> list[list[Any]]:
     """Run `statements` in order as one transaction in one round trip; each one's rows
     (named tuples). The first failure is raised as psycopg would raise it, after the Sync, with
-    the connection idle again; a connection the exchange broke is closed."""
-    return _parsing_again_if_dropped(lambda: _run_once(conn, statements, prepared), prepared)
+    the connection idle again; a connection the exchange broke (or a cancelled wait left
+    mid-exchange) is closed.
+
+    The waiting is the event loop's: the socket is watched by the loop while the exchange is
+    in flight, so the read takes no thread and holds no lock while PostgreSQL works.
+    """
+    return await _drive_async(conn, _parsing_again_if_dropped(conn, statements, prepared))
 
 
 def begin(
@@ -133,26 +151,33 @@ def begin(
 ) -> list[Any]:
     """BEGIN and `sql` in one round trip; the statement's rows. The transaction stays open for
     what the caller runs next (an explicit BEGIN outlives the Sync). On failure it is rolled
-    back, and the connection is idle again (or closed, when the exchange broke it)."""
+    back, and the connection is idle again (or closed, when the exchange broke it). Blocking:
+    the write path runs in a worker thread, with the ORM's statements after it."""
     try:
-        return _parsing_again_if_dropped(
-            lambda: _run_once(conn, [(sql, params)], prepared, begin=True), prepared
-        )[1]
+        return _drive(conn, _parsing_again_if_dropped(conn, [(sql, params)], prepared, begin=True))[
+            0
+        ]
     except BaseException:
         _roll_back(conn)
         raise
 
 
-def _parsing_again_if_dropped(run: Callable[[], T], prepared: Prepared | None) -> T:
-    """`run`, once more with every statement parsed again when it found a prepared statement
-    the server had dropped (a second round trip, only after the drop)."""
+def _parsing_again_if_dropped(
+    conn: psycopg.Connection[Any],
+    statements: Sequence[tuple[str, Mapping[str, Any]]],
+    prepared: Prepared | None,
+    *,
+    begin: bool = False,
+) -> Exchange[list[list[Any]]]:
+    """The exchange, once more with every statement parsed again when it found a prepared
+    statement the server had dropped (a second round trip, only after the drop)."""
     try:
-        return run()
+        return (yield from _exchange(conn, statements, prepared, begin=begin))
     except errors.InvalidSqlStatementName:
         if prepared is None or not prepared.names:
             raise
         prepared.forget_all()
-        return run()
+        return (yield from _exchange(conn, statements, prepared, begin=begin))
 
 
 def _roll_back(conn: psycopg.Connection[Any]) -> None:
@@ -166,28 +191,52 @@ def _roll_back(conn: psycopg.Connection[Any]) -> None:
         conn.close()
 
 
-def _run_once(
+def _exchange(
     conn: psycopg.Connection[Any],
     statements: Sequence[tuple[str, Mapping[str, Any]]],
     prepared: Prepared | None,
     *,
     begin: bool = False,
-) -> list[list[Any]]:
-    _roll_back(conn)  # the first statement must open the transaction, not join one
+) -> Exchange[list[list[Any]]]:
+    """The protocol of one pipeline, without its waiting: it yields what it waits for (`READ`,
+    or `READ | WRITE` while libpq's buffer drains) and is sent back what became ready, so the
+    same exchange runs under a blocking poll (`_drive`) or under the event loop
+    (`_drive_async`). The way psycopg separates its generators from its waiting functions."""
     pgconn = conn.pgconn
     encoding = conn.info.encoding
     transformer: abc.Transformer = Transformer(conn)
     parsed: list[bytes] = []
+    # The first statement must open the transaction, not join one: a block left open (a
+    # failed `begin` being repeated) is rolled back first, in this same round trip.
+    opening = [b"ROLLBACK"] if pgconn.transaction_status != pq.TransactionStatus.IDLE else []
+    if begin:  # never prepared: the statement that opens the transaction block
+        opening.append(b"BEGIN")
     pgconn.enter_pipeline_mode()
     try:
-        if begin:  # never prepared: the statement that opens the transaction block
-            pgconn.send_query_params(b"BEGIN", None)
+        for command in opening:
+            pgconn.send_query_params(command, None)
             parsed.append(b"")
         for sql, params in statements:
             parsed.extend(_queue(pgconn, transformer, statement(sql), params, prepared))
         pgconn.pipeline_sync()
-        _flush(pgconn)
-        results = _collect(pgconn)
+        # Send libpq's buffer, reading whatever the server answers meanwhile (so neither
+        # side can block on a full buffer).
+        while pgconn.flush():
+            if (yield READ | WRITE) & READ:
+                pgconn.consume_input()
+        results: list[pq.abc.PGresult] = []
+        while True:  # every statement's result up to the Sync's, in the order they were sent
+            while pgconn.is_busy():
+                yield READ
+                pgconn.consume_input()  # raises OperationalError when the connection is gone
+            result = pgconn.get_result()
+            if result is None:
+                if pgconn.status != pq.ConnStatus.OK:
+                    raise psycopg.OperationalError(pgconn.get_error_message())
+                continue  # the end of one statement's results
+            if result.status == pq.ExecStatus.PIPELINE_SYNC:
+                break
+            results.append(result)
         pgconn.exit_pipeline_mode()
     except BaseException:
         conn.close()  # an exchange cut short leaves the protocol state unknown
@@ -202,7 +251,61 @@ def _run_once(
     if failed is not None:
         raise error_from_result(failed, encoding=encoding)
     answers = [result for name, result in zip(parsed, results, strict=True) if not name]
-    return [_rows(transformer, result, encoding) for result in answers]
+    return [_rows(transformer, result, encoding) for result in answers[len(opening) :]]
+
+
+def _drive(conn: psycopg.Connection[Any], exchange: Exchange[T]) -> T:
+    """Run `exchange` to its end, blocking this thread in poll(2) while it waits."""
+    fd = conn.pgconn.socket
+    try:
+        wait = next(exchange)
+        while True:
+            poller = select.poll()
+            poller.register(fd, _POLL_FOR[wait])
+            ready = 0
+            for _, events in poller.poll():
+                ready |= (READ if events & _READABLE else 0) | (
+                    WRITE if events & select.POLLOUT else 0
+                )
+            wait = exchange.send(ready)
+    except StopIteration as done:
+        result: T = done.value
+        return result
+
+
+async def _drive_async(conn: psycopg.Connection[Any], exchange: Exchange[T]) -> T:
+    """Run `exchange` to its end, the event loop watching the socket while it waits. A wait
+    cancelled part way closes the exchange, and with it the connection."""
+    fd = conn.pgconn.socket
+    loop = asyncio.get_running_loop()
+    try:
+        wait = next(exchange)
+        while True:
+            wait = exchange.send(await _ready(loop, fd, wait))
+    except StopIteration as done:
+        result: T = done.value
+        return result
+    finally:
+        exchange.close()
+
+
+async def _ready(loop: asyncio.AbstractEventLoop, fd: int, wait: int) -> int:
+    """Once `fd` is readable (or, when asked, writable): which of the two it became."""
+    ready: asyncio.Future[int] = loop.create_future()
+
+    def became(what: int) -> None:
+        if not ready.done():
+            ready.set_result(what)
+
+    loop.add_reader(fd, became, READ)
+    if wait & WRITE:
+        loop.add_writer(fd, became, WRITE)
+    try:
+        return await ready
+    finally:
+        loop.remove_reader(fd)
+        if wait & WRITE:
+            loop.remove_writer(fd)
 
 
 def _queue(
@@ -227,36 +330,6 @@ def _queue(
         pgconn.send_prepare(name, stmt.sql, param_types=types)
     pgconn.send_query_prepared(name, values, param_formats=formats)
     return [name, b""] if parse else [b""]
-
-
-def _flush(pgconn: pq.abc.PGconn) -> None:
-    """Send libpq's buffer, reading whatever the server answers meanwhile (so neither side can
-    block on a full buffer)."""
-    poller = select.poll()
-    poller.register(pgconn.socket, _READABLE | select.POLLOUT)
-    while pgconn.flush():
-        for _, events in poller.poll():
-            if events & _READABLE:
-                pgconn.consume_input()
-
-
-def _collect(pgconn: pq.abc.PGconn) -> list[pq.abc.PGresult]:
-    """Every statement's result up to the Sync's, in the order they were sent."""
-    poller = select.poll()
-    poller.register(pgconn.socket, _READABLE)
-    results: list[pq.abc.PGresult] = []
-    while True:
-        while pgconn.is_busy():
-            poller.poll()
-            pgconn.consume_input()  # raises OperationalError when the connection is gone
-        result = pgconn.get_result()
-        if result is None:
-            if pgconn.status != pq.ConnStatus.OK:
-                raise psycopg.OperationalError(pgconn.get_error_message())
-            continue  # the end of one statement's results
-        if result.status == pq.ExecStatus.PIPELINE_SYNC:
-            return results
-        results.append(result)
 
 
 def _ok(result: pq.abc.PGresult) -> bool:

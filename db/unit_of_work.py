@@ -30,18 +30,19 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+import anyio
 import psycopg
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlmodel import Session
 
-from db.engine import retire_pooled_connections
+from db.engine import checkout, retire_pooled_connections
 from db.errors import (
     ConnectionLost,
     connection_lost,
@@ -173,7 +174,7 @@ class UnitOfWork:
 
         return self._repeating(once)
 
-    def read(
+    async def read(
         self,
         user_id: str,
         query: Query,
@@ -183,33 +184,40 @@ class UnitOfWork:
     ) -> list[Any]:
         """Run one read-only query as `user_id` in its own pipelined transaction; its rows.
 
-        With `from_replica`, on a replica fresh enough (and, with `at_least`, one that has
-        replayed that LSN) when there is one. A replica's failure is never the caller's: the
-        read runs on the primary instead, and a replica that lost its connection leaves rotation.
-        A read never reaches a COMMIT that matters (it changed nothing), so any attempt that
-        lost its connection may be repeated.
+        On the event loop, end to end: no worker thread, no thread hand-off (measured in
+        docs/performance.md). With `from_replica`, on a replica fresh enough (and, with
+        `at_least`, one that has replayed that LSN) when there is one. A replica's failure is
+        never the caller's: the read runs on the primary instead, and a replica that lost its
+        connection leaves rotation. A read never reaches a COMMIT that matters (it changed
+        nothing), so any attempt that lost its connection may be repeated.
         """
         identity = identity_params(user_id, self.limits)
 
-        def once(_: _Attempt) -> list[Any]:
+        async def once(_: _Attempt) -> list[Any]:
             if not from_replica or self.replicas is None or not self.replicas.replicas:
-                return self._on_primary(identity, query, None)
+                return await self._on_primary(identity, query, None)
             choice = self.replicas.choose(at_least)
             if choice.replica is None:
-                return self._on_primary(identity, query, choice.fallback)
+                return await self._on_primary(identity, query, choice.fallback)
             try:
-                rows = self._read_on(choice.replica.engine, identity, query, at_least)
+                rows = await self._read_on(choice.replica.engine, identity, query, at_least)
             except Exception as exc:
                 if not (isinstance(exc, psycopg.Error) or is_unavailable(exc)):
                     raise
                 self._replica_failed(choice.replica, exc)
-                return self._on_primary(identity, query, "replica_error")
+                return await self._on_primary(identity, query, "replica_error")
             if rows is None:
-                return self._on_primary(identity, query, "token")
+                return await self._on_primary(identity, query, "token")
             self._served(choice.replica.label, None)
             return rows
 
-        return self._repeating(once)
+        attempts = self._attempts()
+        while True:
+            attempt = _Attempt()
+            try:
+                return await once(attempt)
+            except Exception as exc:
+                await anyio.sleep(attempts.after(exc, attempt))
 
     def start(self) -> None:
         """Begin watching the replicas (a no-op without any)."""
@@ -221,10 +229,10 @@ class UnitOfWork:
             self.replicas.dispose()
         self.engine.dispose()
 
-    def _on_primary(
+    async def _on_primary(
         self, identity: Mapping[str, str], query: Query, fallback: str | None
     ) -> list[Any]:
-        rows = self._read_on(self.engine, identity, query)
+        rows = await self._read_on(self.engine, identity, query)
         self._served("primary", fallback)
         assert rows is not None, "the primary is never asked for a replay position"
         return rows
@@ -245,22 +253,28 @@ class UnitOfWork:
             "read on %s (%s) failed, served by the primary: %s", replica.label, replica.host, reason
         )
 
-    def _read_on(
+    async def _read_on(
         self,
         engine: Engine,
         identity: Mapping[str, str],
         query: Query,
         at_least: int | None = None,
     ) -> list[Any] | None:
-        with self._waiting.waiting():
-            pooled = engine.raw_connection()
-        try:
+        """The read on one engine's connection, holding a token of the budget the blocking
+        handlers run under (anyio's default limiter, sized to the pool by the app): reads and
+        writes together never hold more connections than the pool keeps, so the loop's
+        checkout never waits for one."""
+        async with _budget_with(self._waiting):
+            pooled = await checkout(engine)
             conn = pooled.driver_connection
             assert isinstance(conn, psycopg.Connection)
-            with _losing(conn, pooled.invalidate):
-                return _pipelined_read(pooled, conn, identity, query, at_least)
-        finally:
-            pooled.close()
+            try:
+                with _losing(conn, pooled.invalidate):
+                    return await _pipelined_read(pooled, conn, identity, query, at_least)
+            finally:
+                if conn.closed and pooled.dbapi_connection is not None:
+                    pooled.invalidate()  # cut short (say, cancelled): never back in the pool
+                pooled.close()
 
     @contextmanager
     def _session(self, user_id: str) -> Iterator[Session]:
@@ -275,29 +289,59 @@ class UnitOfWork:
                 raise
 
     def _repeating(self, once: Callable[[_Attempt], T]) -> T:
-        """Call `once` until it succeeds or `db.errors.may_repeat` says no (or attempts run out).
-
-        A lost connection is repeated at most once, after every connection pooled before it is
-        retired: what killed one (a restart, a Neon scale-to-zero) killed them all.
-        """
-        disconnects = 0
-        for number in range(1, self.limits.max_attempts + 1):
+        """Call `once` until it succeeds or `_Attempts` says no."""
+        attempts = self._attempts()
+        while True:
             attempt = _Attempt()
             try:
                 return once(attempt)
             except Exception as exc:
-                last = number == self.limits.max_attempts
-                if last or not may_repeat(
-                    exc, reached_commit=attempt.reached_commit, disconnects=disconnects
-                ):
-                    raise
-                if connection_lost(exc):
-                    disconnects += 1
-                    retire_pooled_connections(self.engine)
-                else:
-                    time.sleep(_backoff(number))
-                log.info("transaction attempt %d failed (%s); retrying", number, describe(exc))
-        raise AssertionError("unreachable: the last attempt returns or raises")
+                time.sleep(attempts.after(exc, attempt))
+
+    def _attempts(self) -> _Attempts:
+        return _Attempts(self.engine, self.limits.max_attempts)
+
+
+@dataclass
+class _Attempts:
+    """One policy for repeating a transaction, for the blocking and the awaited paths alike:
+    until it succeeds or `db.errors.may_repeat` says no (or attempts run out).
+
+    A lost connection is repeated at most once, after every connection pooled before it is
+    retired: what killed one (a restart, a Neon scale-to-zero) killed them all.
+    """
+
+    engine: Engine
+    max_attempts: int
+    number: int = 0
+    disconnects: int = 0
+
+    def after(self, exc: Exception, attempt: _Attempt) -> float:
+        """How long to back off before the next attempt; re-raises `exc` when there is none."""
+        self.number += 1
+        last = self.number == self.max_attempts
+        if last or not may_repeat(
+            exc, reached_commit=attempt.reached_commit, disconnects=self.disconnects
+        ):
+            raise exc
+        log.info("transaction attempt %d failed (%s); retrying", self.number, describe(exc))
+        if connection_lost(exc):
+            self.disconnects += 1
+            retire_pooled_connections(self.engine)
+            return 0.0
+        return _backoff(self.number)
+
+
+@asynccontextmanager
+async def _budget_with(waiting: _Waiting) -> AsyncIterator[None]:
+    """Hold one token of the blocking handlers' budget, counted as waiting until it is ours."""
+    limiter = anyio.to_thread.current_default_thread_limiter()
+    with waiting.waiting():
+        await limiter.acquire()
+    try:
+        yield
+    finally:
+        limiter.release()
 
 
 def _open_as(connection: Connection, identity: Mapping[str, str]) -> None:
@@ -351,7 +395,7 @@ def _commit_and_locate(session: Session) -> int:
     return parse_lsn(str(row[0]))
 
 
-def _pipelined_read(
+async def _pipelined_read(
     pooled: PoolProxiedConnection,
     conn: psycopg.Connection[Any],
     identity: Mapping[str, str],
@@ -368,7 +412,7 @@ def _pipelined_read(
     if at_least is not None:
         statements.append((_REPLAYED_AT_LEAST, {"at_least": format_lsn(at_least)}))
     statements.append((query.sql, query.params))
-    results = run_pipeline(conn, statements, _prepared(pooled, conn))
+    results = await run_pipeline(conn, statements, _prepared(pooled, conn))
     if at_least is not None:
         replayed = results[1]
         if not (replayed and replayed[0][0]):

@@ -35,10 +35,10 @@ class OneTaskRead:
     def user(self) -> str:
         return self.caller.user_id
 
-    def rows(self, query: Query) -> list[Any]:
+    async def rows(self, query: Query) -> list[Any]:
         """The query's rows, from a replica fresh enough for the client's last write (or the
-        primary)."""
-        return self.db.read(self.user, query, from_replica=True, at_least=self.read_after)
+        primary), awaited on the event loop (`UnitOfWork.read`)."""
+        return await self.db.read(self.user, query, from_replica=True, at_least=self.read_after)
 
 
 async def one_task_read(

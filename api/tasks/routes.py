@@ -172,7 +172,7 @@ def _next_link(request: Request, user: str, sort: SortOrder, position: Position)
         **problem_responses(400),
     },
 )
-def list_tasks(
+async def list_tasks(
     read: TaskRead,
     request: Request,
     status: Annotated[StatusFilter, Query(description="Which tasks to include.")] = (
@@ -198,7 +198,7 @@ def list_tasks(
     user = read.user
     after = decode_cursor(sort, cursor) if cursor else None
     query = tasks.list_query(user, status=status, sort=sort, limit=limit, after=after)
-    page: PageRow = read.rows(query)[0]
+    page: PageRow = (await read.rows(query))[0]
     # PostgreSQL wrote the JSON (db/tasks.py): its bytes go out untouched.
     body = page.body.encode()
     headers: dict[str, str] = {}
@@ -263,9 +263,9 @@ def create_task(
     response_model=TaskPublic,
     responses={200: _TASK_RESPONSE, **_NOT_MODIFIED, **problem_responses(400, 404)},
 )
-def get_task(task_id: TaskIdPath, read: TaskRead) -> Response:
+async def get_task(task_id: TaskIdPath, read: TaskRead) -> Response:
     """Another user's task and a missing task are the same 404."""
-    found: list[DocumentRow] = read.rows(tasks.get_query(read.user, task_id))
+    found: list[DocumentRow] = await read.rows(tasks.get_query(read.user, task_id))
     if not found:
         raise TaskNotFound("No such task.")
     # PostgreSQL wrote the document (db/tasks.py); the ETag is computed from these same bytes.

@@ -4,6 +4,7 @@ tests/pooler/test_prepared_statements.py."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -65,7 +66,7 @@ def test_auto_prepares_on_a_direct_connection(engine_with: Any) -> None:
 def test_auto_prepares_the_hot_read_on_a_direct_connection(engine_with: Any) -> None:
     db = UnitOfWork(engine_with("auto"))
     for _ in range(PREPARE_THRESHOLD + 2):
-        (row,) = db.read("alice", WHO_AM_I)
+        (row,) = asyncio.run(db.read("alice", WHO_AM_I))
         assert (row.role, row.tag) == ("tasks_app", "x")
     with db.engine.connect() as conn:
         prepared = conn.exec_driver_sql("SELECT statement FROM pg_prepared_statements").all()
@@ -79,7 +80,7 @@ def test_true_prepares(engine_with: Any) -> None:
 def test_false_never_prepares(engine_with: Any) -> None:
     db = UnitOfWork(engine_with(False))
     for _ in range(PREPARE_THRESHOLD + 2):
-        db.read("alice", WHO_AM_I)
+        asyncio.run(db.read("alice", WHO_AM_I))
     assert driver_of(db.engine).prepare_threshold is None
     with db.engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM pg_prepared_statements").scalar() == 0

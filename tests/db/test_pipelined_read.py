@@ -7,6 +7,7 @@ connection that died while idle.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Callable, Iterator
@@ -41,14 +42,14 @@ def single_connection_db(database_url: str) -> Iterator[UnitOfWork]:
 def test_a_read_runs_as_the_runtime_role_with_the_callers_identity(
     single_connection_db: UnitOfWork, alice: str
 ) -> None:
-    (row,) = single_connection_db.read(alice, WHO_AM_I)
+    (row,) = asyncio.run(single_connection_db.read(alice, WHO_AM_I))
     assert (row.role, row.user_id) == ("tasks_app", alice)
 
 
 def test_a_read_leaves_no_role_or_identity_on_the_pooled_connection(
     single_connection_db: UnitOfWork, alice: str
 ) -> None:
-    single_connection_db.read(alice, WHO_AM_I)
+    asyncio.run(single_connection_db.read(alice, WHO_AM_I))
     with single_connection_db.engine.connect() as conn:
         raw = conn.connection.driver_connection
         assert isinstance(raw, psycopg.Connection)
@@ -66,7 +67,7 @@ def test_a_read_sees_only_the_callers_rows(
     mine = seed(alice, "alice's")
     seed(bob, "bob's")
     query = tasks.list_query(alice, status=StatusFilter.all, sort=SortOrder.created_desc, limit=50)
-    (page,) = single_connection_db.read(alice, query)
+    (page,) = asyncio.run(single_connection_db.read(alice, query))
     assert [task["id"] for task in json.loads(page.body)] == [mine]
 
 
@@ -74,15 +75,17 @@ def test_another_users_task_reads_as_no_row(
     single_connection_db: UnitOfWork, seed: Callable[..., str], alice: str, bob: str
 ) -> None:
     bobs = seed(bob)
-    assert single_connection_db.read(alice, tasks.get_query(alice, uuid.UUID(bobs))) == []
+    assert (
+        asyncio.run(single_connection_db.read(alice, tasks.get_query(alice, uuid.UUID(bobs)))) == []
+    )
 
 
 def test_a_pooled_connection_killed_while_idle_is_replaced_unnoticed(
     single_connection_db: UnitOfWork, owner_conn: psycopg.Connection, alice: str
 ) -> None:
-    (first,) = single_connection_db.read(alice, WHO_AM_I)
+    (first,) = asyncio.run(single_connection_db.read(alice, WHO_AM_I))
     owner_conn.execute("SELECT pg_terminate_backend(%s)", (first.pid,))
-    (second,) = single_connection_db.read(alice, WHO_AM_I)
+    (second,) = asyncio.run(single_connection_db.read(alice, WHO_AM_I))
     assert second.pid != first.pid
     assert (second.role, second.user_id) == ("tasks_app", alice)
 
@@ -91,15 +94,15 @@ def test_a_failing_query_rolls_back_and_the_connection_serves_the_next_read(
     single_connection_db: UnitOfWork, alice: str
 ) -> None:
     with pytest.raises(psycopg.errors.DivisionByZero):
-        single_connection_db.read(alice, Query("SELECT 1 / 0", {}))
-    (row,) = single_connection_db.read(alice, WHO_AM_I)
+        asyncio.run(single_connection_db.read(alice, Query("SELECT 1 / 0", {})))
+    (row,) = asyncio.run(single_connection_db.read(alice, WHO_AM_I))
     assert row.user_id == alice
 
 
 def _sent_while(db: UnitOfWork, tmp_path: Path, action: Callable[[], object]) -> list[list[str]]:
     """The frontend messages (libpq's protocol trace, one list of fields each) `action` sends
     on the one pooled connection of `db`, connected beforehand so the trace shows it alone."""
-    db.read("warm-up", WHO_AM_I)
+    asyncio.run(db.read("warm-up", WHO_AM_I))
     trace = tmp_path / "libpq.trace"
     with trace.open("w") as sink:
         pooled = db.engine.raw_connection()
@@ -118,7 +121,9 @@ def test_a_read_is_one_round_trip(
 ) -> None:
     """BEGIN, identity, query and COMMIT leave behind a single Sync (libpq's protocol trace)."""
     messages = _sent_while(
-        single_connection_db, tmp_path, lambda: single_connection_db.read(alice, WHO_AM_I)
+        single_connection_db,
+        tmp_path,
+        lambda: asyncio.run(single_connection_db.read(alice, WHO_AM_I)),
     )
     sent = [fields[2] for fields in messages]
     assert sent.count("Sync") == 1
@@ -157,9 +162,9 @@ def test_with_prepared_statements_a_repeated_read_is_prepared_and_keeps_its_iden
         query = tasks.list_query(
             alice, status=StatusFilter.all, sort=SortOrder.created_desc, limit=50
         )
-        pages = [db.read(alice, query)[0] for _ in range(8)]
+        pages = [asyncio.run(db.read(alice, query))[0] for _ in range(8)]
         assert all([t["id"] for t in json.loads(page.body)] == [mine] for page in pages)
-        (row,) = db.read(alice, WHO_AM_I)
+        (row,) = asyncio.run(db.read(alice, WHO_AM_I))
         assert (row.role, row.user_id) == ("tasks_app", alice)
         with db.engine.connect() as conn:
             prepared = conn.exec_driver_sql("SELECT statement FROM pg_prepared_statements").all()
@@ -183,11 +188,11 @@ def test_with_prepared_statements_a_read_after_a_failed_write_on_its_connection_
 
     try:
         for _ in range(8):
-            db.read(alice, WHO_AM_I)
+            asyncio.run(db.read(alice, WHO_AM_I))
             db.run(alice, lambda session: session.exec(select(Task)).all())
         with pytest.raises(LookupError):
             db.run(alice, refused)
-        (row,) = db.read(alice, WHO_AM_I)
+        (row,) = asyncio.run(db.read(alice, WHO_AM_I))
         assert (row.role, row.user_id) == ("tasks_app", alice)
     finally:
         db.dispose()
@@ -201,9 +206,9 @@ def test_with_prepared_statements_a_replaced_connection_prepares_again(
     config = PoolConfig(size=1, max_overflow=0, prepared_statements=True)
     db = UnitOfWork(build_engine(database_url, config))
     try:
-        first = [db.read(alice, WHO_AM_I)[0] for _ in range(8)][-1]
+        first = [asyncio.run(db.read(alice, WHO_AM_I))[0] for _ in range(8)][-1]
         owner_conn.execute("SELECT pg_terminate_backend(%s)", (first.pid,))
-        after = [db.read(alice, WHO_AM_I)[0] for _ in range(8)]
+        after = [asyncio.run(db.read(alice, WHO_AM_I))[0] for _ in range(8)]
         assert all((row.role, row.user_id) == ("tasks_app", alice) for row in after)
         assert after[-1].pid != first.pid
     finally:

@@ -4,6 +4,7 @@ connection per failed request."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -48,7 +49,7 @@ def test_the_first_read_after_all_connections_died_succeeds(
     db_with_dead_pool: UnitOfWork, alice: str
 ) -> None:
     for _ in range(POOL_SIZE):
-        assert db_with_dead_pool.read(alice, WHO_AM_I)
+        assert asyncio.run(db_with_dead_pool.read(alice, WHO_AM_I))
 
 
 def test_a_read_cut_off_mid_query_by_an_administrator_is_repeated(
@@ -58,7 +59,7 @@ def test_a_read_cut_off_mid_query_by_an_administrator_is_repeated(
     slow = Query("SELECT pg_backend_pid() AS pid, pg_sleep(0.3) AS slept", {})
     try:
         with ThreadPoolExecutor(1) as pool:
-            reading = pool.submit(db.read, alice, slow)
+            reading = pool.submit(lambda: asyncio.run(db.read(alice, slow)))
             victim = wait_for_active_sleep(owner_conn)
             owner_conn.execute("SELECT pg_terminate_backend(%s, 5000)", (victim,))
             (row,) = reading.result(timeout=30)

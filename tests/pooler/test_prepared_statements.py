@@ -6,6 +6,7 @@ prepares and every read still answers as its own caller."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
@@ -77,7 +78,7 @@ def test_the_services_default_read_path_prepares_nothing_behind_the_pooler(
     database = build_unit_of_work(make_settings(pooler.url, jwt_secret))
     try:
         for _ in range(4 * PREPARE_THRESHOLD):
-            (row,) = database.read("alice", WHO_AM_I)
+            (row,) = asyncio.run(database.read("alice", WHO_AM_I))
             assert (row.role, row.tag) == ("tasks_app", "x")
     finally:
         database.dispose()
@@ -144,7 +145,9 @@ def test_true_behind_a_tracking_pooler_prepares_reads_that_keep_each_callers_ide
             {},
         )
         return [
-            (r.role, r.user_id) for _ in range(4 * PREPARE_THRESHOLD) for r in db.read(user, query)
+            (r.role, r.user_id)
+            for _ in range(4 * PREPARE_THRESHOLD)
+            for r in asyncio.run(db.read(user, query))
         ]
 
     try:
@@ -173,11 +176,11 @@ def test_true_behind_a_tracking_pooler_a_read_after_a_failed_write_answers(
 
     try:
         for _ in range(2 * PREPARE_THRESHOLD):
-            db.read("alice", WHO_AM_I)
+            asyncio.run(db.read("alice", WHO_AM_I))
             db.run("alice", lambda session: session.exec(select(Task)).all())
         with pytest.raises(LookupError):
             db.run("alice", refused)
-        (row,) = db.read("alice", WHO_AM_I)
+        (row,) = asyncio.run(db.read("alice", WHO_AM_I))
         assert (row.role, row.tag) == ("tasks_app", "x")
     finally:
         db.dispose()

@@ -6,9 +6,11 @@ standby, so a query returning it (test-only) proves which server answered.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import psycopg
 from sqlalchemy import text
@@ -46,6 +48,18 @@ def served_on(uow: UnitOfWork) -> list[ReadServed]:
     return served
 
 
+def read(
+    uow: UnitOfWork,
+    user_id: str,
+    query: Query,
+    *,
+    from_replica: bool = False,
+    at_least: int | None = None,
+) -> list[Any]:
+    """`uow.read`, awaited to its rows (these tests are synchronous)."""
+    return asyncio.run(uow.read(user_id, query, from_replica=from_replica, at_least=at_least))
+
+
 def titles(rows: list[object]) -> list[str]:
     return [str(row.title) for row in rows]  # type: ignore[attr-defined]
 
@@ -65,13 +79,13 @@ def test_a_replica_read_runs_on_the_standby(unit_of_work: UnitOfWork) -> None:
     assert unit_of_work.replicas is not None
     poll_until(unit_of_work.replicas, lambda: in_rotation(unit_of_work))
     served = served_on(unit_of_work)
-    rows = unit_of_work.read("alice", WHERE_AM_I, from_replica=True)
+    rows = read(unit_of_work, "alice", WHERE_AM_I, from_replica=True)
     assert rows[0].in_recovery is True
     assert served == [ReadServed("replica0", None)]
 
 
 def test_a_read_not_marked_for_replicas_runs_on_the_primary(unit_of_work: UnitOfWork) -> None:
-    rows = unit_of_work.read("alice", WHERE_AM_I)
+    rows = read(unit_of_work, "alice", WHERE_AM_I)
     assert rows[0].in_recovery is False
 
 
@@ -89,7 +103,7 @@ def test_the_identity_statement_opens_every_replica_transaction(
         " pg_is_in_recovery() AS in_recovery, (SELECT count(*) FROM task) AS visible",
         {},
     )
-    row = unit_of_work.read(user, identity, from_replica=True)[0]
+    row = read(unit_of_work, user, identity, from_replica=True)[0]
     assert (row.role, row.user_id, row.in_recovery, row.visible) == ("tasks_app", user, True, 1)
 
 
@@ -100,7 +114,7 @@ def test_a_replica_behind_the_bound_leaves_rotation(
     assert unit_of_work.replicas is not None
     poll_until(unit_of_work.replicas, lambda: not in_rotation(unit_of_work))
     served = served_on(unit_of_work)
-    assert unit_of_work.read("dave", WHERE_AM_I, from_replica=True)[0].in_recovery is False
+    assert read(unit_of_work, "dave", WHERE_AM_I, from_replica=True)[0].in_recovery is False
     assert served == [ReadServed("primary", "lag")]
 
 
@@ -115,7 +129,7 @@ def test_a_replica_that_catches_up_returns_to_rotation(
     finally:
         pair.resume_replay()
     poll_until(unit_of_work.replicas, lambda: in_rotation(unit_of_work))
-    assert unit_of_work.read("erin", WHERE_AM_I, from_replica=True)[0].in_recovery is True
+    assert read(unit_of_work, "erin", WHERE_AM_I, from_replica=True)[0].in_recovery is True
 
 
 def test_a_read_after_an_lsn_the_replica_has_not_replayed_runs_on_the_primary(
@@ -129,7 +143,7 @@ def test_a_read_after_an_lsn_the_replica_has_not_replayed_runs_on_the_primary(
     written = unit_of_work.write(user, create)
     served = served_on(unit_of_work)
     query = Query(OWN_TITLES.sql, {"user_id": user})
-    assert titles(unit_of_work.read(user, query, from_replica=True, at_least=written.lsn)) == ["x"]
+    assert titles(read(unit_of_work, user, query, from_replica=True, at_least=written.lsn)) == ["x"]
     assert served[-1].target == "primary"
 
 
@@ -163,7 +177,7 @@ def test_the_replay_check_in_the_pipeline_refuses_a_stale_replica(
     replica.state = type(replica.state)(True, target, 0.0, "in rotation")
     served = served_on(unit_of_work)
     query = Query(OWN_TITLES.sql, {"user_id": user})
-    assert titles(unit_of_work.read(user, query, from_replica=True, at_least=target)) == [
+    assert titles(read(unit_of_work, user, query, from_replica=True, at_least=target)) == [
         "unreplayed"
     ]
     assert served == [ReadServed("primary", "token")]
@@ -175,15 +189,15 @@ def test_a_standby_that_stops_mid_run_hands_its_reads_to_the_primary(
     assert unit_of_work.replicas is not None
     poll_until(unit_of_work.replicas, lambda: in_rotation(unit_of_work))
     # A pooled connection to the standby, which its shutdown will break.
-    assert unit_of_work.read("ivan", WHERE_AM_I, from_replica=True)[0].in_recovery is True
+    assert read(unit_of_work, "ivan", WHERE_AM_I, from_replica=True)[0].in_recovery is True
     served = served_on(unit_of_work)
     with standby_stopped(pair):
-        assert unit_of_work.read("ivan", WHERE_AM_I, from_replica=True)[0].in_recovery is False
+        assert read(unit_of_work, "ivan", WHERE_AM_I, from_replica=True)[0].in_recovery is False
         assert served == [ReadServed("primary", "replica_error")]
         assert not in_rotation(unit_of_work)
         unit_of_work.replicas.poll_once()
         assert unit_of_work.replicas.replicas[0].state.reason == "unreachable"
-        assert unit_of_work.read("ivan", WHERE_AM_I, from_replica=True)[0].in_recovery is False
+        assert read(unit_of_work, "ivan", WHERE_AM_I, from_replica=True)[0].in_recovery is False
     poll_until(unit_of_work.replicas, lambda: in_rotation(unit_of_work))
 
 
@@ -206,7 +220,7 @@ def test_a_statement_cancelled_on_the_standby_keeps_it_in_rotation(
     try:
         poll_until(replicas, lambda: in_rotation(uow))
         served = served_on(uow)
-        rows = uow.read("judy", slow_on_standby, from_replica=True)
+        rows = read(uow, "judy", slow_on_standby, from_replica=True)
         assert rows[0].in_recovery is False
         assert served == [ReadServed("primary", "replica_error")]
         assert in_rotation(uow)
@@ -247,4 +261,4 @@ def test_a_verdict_older_than_its_lifetime_no_longer_vouches_for_a_replica(
     stale_since = time.monotonic() - unit_of_work.replicas.verdict_lifetime_seconds - 1
     replica.state = type(replica.state)(True, replica.state.replay_lsn, 0.0, "old", stale_since)
     assert unit_of_work.replicas.choose().replica is None
-    assert unit_of_work.read("jo", WHERE_AM_I, from_replica=True)[0].in_recovery is False
+    assert read(unit_of_work, "jo", WHERE_AM_I, from_replica=True)[0].in_recovery is False
