@@ -1,10 +1,10 @@
 """The framework's floor: the service's own stack answering a constant list, no database.
 
-`create_app()` is the real application (every middleware, the JWT check, the thread-pool hop of
-a plain `def` handler, the access log and metrics) with one extra route under /api/ that returns
-a fixed 50-task body, as long as a list page. Served with the same server and flags as `tasks-api
-serve`, it is what the service would cost if PostgreSQL and the driver took no time at all:
-bench/run.py prints it as its own row, next to list and get.
+`create_app()` is the real application (every middleware, the JWT check, the access log and metrics)
+with one extra route under /api/ that returns a fixed 50-task body, as long as a list page, from an
+`async def` handler as list and get are (no thread-pool hop). Served with the same server and flags
+as `tasks-api serve`, it is what the service would cost if PostgreSQL and the driver took no time at
+all: bench/run.py prints it as its own row, next to list and get.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def create_app() -> FastAPI:
     app = service.create_app()
     body = _page()
 
-    def constant(user_id: str) -> Response:
+    async def constant(user_id: str) -> Response:
         return Response(body, media_type="application/json")
 
     app.add_api_route(PATH, constant, methods=["GET"], include_in_schema=False)

@@ -1,15 +1,15 @@
 """Instructions per request: the server's CPU cost counted by valgrind, not timed.
 
-On shared, noisy cores the same build's CPU time per request moves by 15% from one run to the
-next, so two builds a few percent apart cannot be told apart by timing. valgrind's callgrind
-counts the instructions the process executes, which do not depend on what else the machine is
-doing. `python3 bench/instructions.py --a-source /tmp/old --ops list,get` runs each build's app
-in-process (its own `create_app`, the ASGI app called directly: every middleware, the JWT check,
-FastAPI, the thread hand-off, the driver and the access log, no HTTP server and no socket to the
+On shared, noisy cores the same build's CPU time per request moves by 15% from one run to the next,
+so two builds a few percent apart cannot be told apart by timing. valgrind's callgrind counts the
+instructions the process executes, which do not depend on what else the machine is doing. `python3
+bench/instructions.py --a-source /tmp/old --ops list,get` runs each build's app in-process (its own
+`create_app`, the ASGI app called directly: every middleware, the JWT check, FastAPI, any thread
+hand-off the build makes, the driver and the access log, no HTTP server and no socket to the
 client), warms it up uninstrumented, then counts `--requests` requests with `--concurrency` in
-flight against a freshly seeded database, and prints instructions per request and B/A.
-`--ops framework` counts bench/framework_floor.py's constant page through the same stack.
-PostgreSQL's own work is not in the count (another process); `bench/run.py` measures it.
+flight against a freshly seeded database, and prints instructions per request and B/A. `--ops
+framework` counts bench/framework_floor.py's constant page through the same stack. PostgreSQL's own
+work is not in the count (another process); `bench/run.py` measures it.
 """
 
 from __future__ import annotations
