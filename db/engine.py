@@ -22,7 +22,7 @@ from anyio.lowlevel import RunVar
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import DisconnectionError
-from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection, QueuePool
 
 from db.errors import is_transient_connect_error
 
@@ -233,11 +233,14 @@ async def checkout(engine: Engine) -> PoolProxiedConnection:
 
     An idle pooled connection is taken on the loop itself: the pool's queue, its checkout
     events and no I/O. Opening one (the pool is not full yet, or the connection was retired,
-    recycled or invalidated) happens in a worker thread instead, as does a checkout that pings.
-    The caller bounds how many connections it holds at once (`db.unit_of_work`), so the pool
-    never has to wait for one to be returned.
+    recycled or invalidated) happens in a worker thread instead, as does a checkout that pings
+    and one that finds no connection idle (it would wait for one to come back). The caller
+    bounds how many connections it holds at once (`db.unit_of_work`), so that last case is
+    only a connection held outside that bound.
     """
-    if engine not in _pings_on_checkout:
+    pool = engine.pool
+    idle = isinstance(pool, QueuePool) and pool.checkedin() > 0
+    if idle and engine not in _pings_on_checkout:
         on_loop = _on_the_event_loop.set(True)
         try:
             return engine.raw_connection()
@@ -246,3 +249,9 @@ async def checkout(engine: Engine) -> PoolProxiedConnection:
         finally:
             _on_the_event_loop.reset(on_loop)
     return await anyio.to_thread.run_sync(engine.raw_connection, limiter=_openers())
+
+
+def pool_timeout(engine: Engine) -> float | None:
+    """How long a request may wait for one of `engine`'s connections (DB_POOL_TIMEOUT_SECONDS)."""
+    pool = engine.pool
+    return pool.timeout() if isinstance(pool, QueuePool) else None

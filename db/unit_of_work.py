@@ -39,10 +39,11 @@ import anyio
 import psycopg
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlmodel import Session
 
-from db.engine import checkout, retire_pooled_connections
+from db.engine import checkout, pool_timeout, retire_pooled_connections
 from db.errors import (
     ConnectionLost,
     connection_lost,
@@ -211,13 +212,16 @@ class UnitOfWork:
             self._served(choice.replica.label, None)
             return rows
 
-        attempts = self._attempts()
-        while True:
-            attempt = _Attempt()
-            try:
-                return await once(attempt)
-            except Exception as exc:
-                await anyio.sleep(attempts.after(exc, attempt))
+        # One token for the whole read, taken before a target is chosen: waiting for it is this
+        # process's congestion, never a replica's failure.
+        async with _budget_with(self._waiting, pool_timeout(self.engine)):
+            attempts = self._attempts()
+            while True:
+                attempt = _Attempt()
+                try:
+                    return await once(attempt)
+                except Exception as exc:
+                    await anyio.sleep(attempts.after(exc, attempt))
 
     def start(self) -> None:
         """Begin watching the replicas (a no-op without any)."""
@@ -260,21 +264,20 @@ class UnitOfWork:
         query: Query,
         at_least: int | None = None,
     ) -> list[Any] | None:
-        """The read on one engine's connection, holding a token of the budget the blocking
-        handlers run under (anyio's default limiter, sized to the pool by the app): reads and
-        writes together never hold more connections than the pool keeps, so the loop's
-        checkout never waits for one."""
-        async with _budget_with(self._waiting):
-            pooled = await checkout(engine)
-            conn = pooled.driver_connection
-            assert isinstance(conn, psycopg.Connection)
-            try:
-                with _losing(conn, pooled.invalidate):
-                    return await _pipelined_read(pooled, conn, identity, query, at_least)
-            finally:
-                if conn.closed and pooled.dbapi_connection is not None:
-                    pooled.invalidate()  # cut short (say, cancelled): never back in the pool
-                pooled.close()
+        """The read on one engine's connection, within the read's token of the budget the
+        blocking handlers run under (anyio's default limiter, sized to the pool by the app):
+        reads and writes together never hold more connections than the pool keeps, so the
+        loop's checkout never waits for one."""
+        pooled = await checkout(engine)
+        conn = pooled.driver_connection
+        assert isinstance(conn, psycopg.Connection)
+        try:
+            with _losing(conn, pooled.invalidate):
+                return await _pipelined_read(pooled, conn, identity, query, at_least)
+        finally:
+            if conn.closed and pooled.dbapi_connection is not None:
+                pooled.invalidate()  # cut short (say, cancelled): never back in the pool
+            pooled.close()
 
     @contextmanager
     def _session(self, user_id: str) -> Iterator[Session]:
@@ -333,11 +336,21 @@ class _Attempts:
 
 
 @asynccontextmanager
-async def _budget_with(waiting: _Waiting) -> AsyncIterator[None]:
-    """Hold one token of the blocking handlers' budget, counted as waiting until it is ours."""
+async def _budget_with(waiting: _Waiting, timeout: float | None) -> AsyncIterator[None]:
+    """Hold one token of the blocking handlers' budget, counted as waiting until it is ours.
+
+    A token stands for a connection, so waiting for one past the pool's timeout ends as
+    waiting in the pool would: SQLAlchemy's TimeoutError, which `db.errors` answers 503."""
     limiter = anyio.to_thread.current_default_thread_limiter()
     with waiting.waiting():
-        await limiter.acquire()
+        try:
+            with anyio.fail_after(timeout):
+                await limiter.acquire()
+        except TimeoutError:
+            raise PoolTimeoutError(
+                f"no connection free within {timeout}s: all {limiter.total_tokens} of this"
+                " process's units of work are in use"
+            ) from None
     try:
         yield
     finally:

@@ -15,6 +15,7 @@ from typing import Any
 
 import anyio
 import pytest
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from db.engine import PoolConfig, build_engine
 from db.unit_of_work import Query, UnitOfWork
@@ -120,3 +121,28 @@ def test_a_cancelled_read_never_returns_its_connection_to_the_pool(
     before_pid, after = _cancel_a_read_then_read(db, alice)
     assert after.pid != before_pid
     assert (after.role, after.user_id) == ("tasks_app", alice)
+
+
+def test_a_read_that_waits_longer_than_the_pool_timeout_for_its_turn_is_unavailable(
+    database_url: str, alice: str
+) -> None:
+    # The token is the connection: waiting for one past the pool's timeout is the same 503
+    # (db.errors: unavailable, cause pool_timeout) as waiting for a connection in the pool.
+    uow = UnitOfWork(
+        build_engine(database_url, PoolConfig(size=1, max_overflow=0, timeout_seconds=0.1))
+    )
+
+    async def main() -> None:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = 1
+        holding = asyncio.ensure_future(uow.read(alice, _sleeping(0.5)))
+        await asyncio.sleep(0.05)
+        try:
+            with pytest.raises(PoolTimeoutError):
+                await uow.read(alice, WHO_AM_I)
+        finally:
+            await holding
+
+    try:
+        asyncio.run(main())
+    finally:
+        uow.dispose()

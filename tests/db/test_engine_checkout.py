@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, event
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from db.engine import PoolConfig, build_engine, checkout, retire_pooled_connections
 
@@ -95,3 +96,23 @@ def test_a_checkout_that_pings_is_made_in_a_worker_thread(database_url: str) -> 
         assert checkouts[0] != loop_thread
     finally:
         engine.dispose()
+
+
+def test_waiting_for_a_connection_held_elsewhere_happens_off_the_loop(engine: Engine) -> None:
+    # The pool's one connection is held outside any budget: the checkout must wait for it
+    # (here until the pool's one-second timeout) without stopping the loop's other work.
+    async def main() -> int:
+        waiting = asyncio.ensure_future(checkout(engine))
+        ticks = 0
+        while not waiting.done():
+            await asyncio.sleep(0.01)
+            ticks += 1
+        with pytest.raises(PoolTimeoutError):
+            await waiting
+        return ticks
+
+    held = engine.raw_connection()
+    try:
+        assert asyncio.run(main()) >= 20
+    finally:
+        held.close()
