@@ -342,15 +342,18 @@ async def _budget_with(waiting: _Waiting, timeout: float | None) -> AsyncIterato
     A token stands for a connection, so waiting for one past the pool's timeout ends as
     waiting in the pool would: SQLAlchemy's TimeoutError, which `db.errors` answers 503."""
     limiter = anyio.to_thread.current_default_thread_limiter()
-    with waiting.waiting():
-        try:
-            with anyio.fail_after(timeout):
-                await limiter.acquire()
-        except TimeoutError:
-            raise PoolTimeoutError(
-                f"no connection free within {timeout}s: all {limiter.total_tokens} of this"
-                " process's units of work are in use"
-            ) from None
+    try:
+        limiter.acquire_nowait()  # the common case: a token is free, no timer needed
+    except anyio.WouldBlock:
+        with waiting.waiting():
+            try:
+                with anyio.fail_after(timeout):
+                    await limiter.acquire()
+            except TimeoutError:
+                raise PoolTimeoutError(
+                    f"no connection free within {timeout}s: all {limiter.total_tokens} of"
+                    " this process's units of work are in use"
+                ) from None
     try:
         yield
     finally:
