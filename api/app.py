@@ -6,6 +6,8 @@ stack (outermost first in the comment below), then the routes. docs/architecture
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import secrets
 from collections.abc import AsyncIterator
@@ -33,7 +35,7 @@ from api.http.tenant_route import TenantPath
 from api.http.websocket import RefuseWebSockets
 from api.observability.access_log import RequestObservation
 from api.observability.logs import configure_logging
-from api.observability.metrics import instrument
+from api.observability.metrics import instrument, sample_pool_every
 from api.ratelimit.buckets import RateLimits
 from api.ratelimit.middleware import AddressRateLimit, UserRateLimit
 from api.settings import ConfigError, Settings, get_settings
@@ -111,7 +113,11 @@ def create_app(
         # opens an overflow connection that is closed again on return; that churn cost a third
         # of list's throughput at 64 connections (docs/performance.md).
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.db_pool_size
+        sampling = asyncio.create_task(sample_pool_every(uow))
         yield
+        sampling.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sampling
         await limits.limiter.aclose()
         uow.dispose()
 

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import socket
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from api.app import build_unit_of_work, create_app
+from api.observability import metrics
 from api.observability.logs import JsonFormatter, redact
-from api.observability.metrics import metrics_app
+from api.observability.metrics import metrics_app, sample_pool_every
 from tests.conftest import make_settings
 
 Auth = Callable[[str], dict[str, str]]
@@ -198,6 +202,46 @@ def test_metrics_report_the_database_pool(
     assert value(samples, "tasks_api_db_pool_connections", state="in_use") == 0
     assert value(samples, "tasks_api_db_pool_connections", state="idle") >= 1
     assert ("tasks_api_db_pool_connections", (("state", "waiting"),)) in samples
+
+
+def test_each_worker_samples_its_pool_into_the_gauges_without_a_scrape(
+    database_url: str, jwt_secret: str
+) -> None:
+    # With several workers a scrape is answered from the workers' files, so each worker must
+    # write its pool's state itself: here, a connection held and then given back.
+    uow = build_unit_of_work(make_settings(database_url, jwt_secret))
+
+    def in_use() -> float | None:
+        return REGISTRY.get_sample_value("tasks_api_db_pool_connections", {"state": "in_use"})
+
+    async def sampled() -> float | None:
+        sampler = asyncio.create_task(sample_pool_every(uow, seconds=0.01))
+        await asyncio.sleep(0.05)
+        sampler.cancel()
+        return in_use()
+
+    try:
+        connection = uow.engine.raw_connection()
+        assert asyncio.run(sampled()) == 1
+        connection.close()
+        assert asyncio.run(sampled()) == 0
+    finally:
+        uow.dispose()
+
+
+def test_the_app_samples_its_pool_while_it_serves(
+    app_client: Callable[..., TestClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(metrics, "POOL_SAMPLE_SECONDS", 0.01)
+    client = app_client()
+    uow = client.app.state.unit_of_work  # type: ignore[attr-defined]
+    connection = uow.engine.raw_connection()
+    try:
+        time.sleep(0.2)
+        held = REGISTRY.get_sample_value("tasks_api_db_pool_connections", {"state": "in_use"})
+    finally:
+        connection.close()
+    assert held == 1
 
 
 def test_metrics_count_requests_lost_to_the_database(
