@@ -77,9 +77,15 @@ def ensure_system_packages() -> None:
 
 
 def cmd_run(args: list[str]) -> int:
+    """Become `tasks-api serve` (exec, not a child): a SIGTERM to this process then reaches the
+    service itself, which stops its workers and its embedded PostgreSQL; a child would have
+    been left running, holding the port and the data directory."""
     ensure_venv("")
-    tasks_api = VENV / "bin" / "tasks-api"
-    return subprocess.call([str(tasks_api), "serve", *args], cwd=ROOT)
+    tasks_api = str(VENV / "bin" / "tasks-api")
+    os.chdir(ROOT)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(tasks_api, [tasks_api, "serve", *args])  # noqa: S606 (no shell: a fixed path)
 
 
 def ensure_tracking_pgbouncer() -> None:
