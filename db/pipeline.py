@@ -257,17 +257,17 @@ def _exchange(
 def _drive(conn: psycopg.Connection[Any], exchange: Exchange[T]) -> T:
     """Run `exchange` to its end, blocking this thread in poll(2) while it waits."""
     fd = conn.pgconn.socket
+    poller = select.poll()
     try:
         wait = next(exchange)
         while True:
-            poller = select.poll()
-            poller.register(fd, _POLL_FOR[wait])
-            ready = 0
-            for _, events in poller.poll():
-                ready |= (READ if events & _READABLE else 0) | (
-                    WRITE if events & select.POLLOUT else 0
-                )
-            wait = exchange.send(ready)
+            poller.register(fd, _POLL_FOR[wait])  # registering again replaces the mask
+            events = 0
+            for _, happened in poller.poll():
+                events |= happened
+            wait = exchange.send(
+                (READ if events & _READABLE else 0) | (WRITE if events & select.POLLOUT else 0)
+            )
     except StopIteration as done:
         result: T = done.value
         return result

@@ -264,10 +264,8 @@ class UnitOfWork:
         query: Query,
         at_least: int | None = None,
     ) -> list[Any] | None:
-        """The read on one engine's connection, within the read's token of the budget the
-        blocking handlers run under (anyio's default limiter, sized to the pool by the app):
-        reads and writes together never hold more connections than the pool keeps, so the
-        loop's checkout never waits for one."""
+        """The read on one of `engine`'s connections, inside the read's token (`_budget_with`),
+        so the loop's checkout finds a connection idle."""
         pooled = await checkout(engine)
         conn = pooled.driver_connection
         assert isinstance(conn, psycopg.Connection)
@@ -337,7 +335,9 @@ class _Attempts:
 
 @asynccontextmanager
 async def _budget_with(waiting: _Waiting, timeout: float | None) -> AsyncIterator[None]:
-    """Hold one token of the blocking handlers' budget, counted as waiting until it is ours.
+    """Hold one token of the blocking handlers' budget (anyio's default limiter, sized to the
+    pool by the app), counted as waiting until it is ours: reads and writes together then never
+    hold more connections than the pool keeps, so the loop never waits in the pool.
 
     A token stands for a connection, so waiting for one past the pool's timeout ends as
     waiting in the pool would: SQLAlchemy's TimeoutError, which `db.errors` answers 503."""
